@@ -29,7 +29,7 @@ func TestExpand(t *testing.T) {
 		{"$(", "$("},
 		{"$()", "$()"},
 		{"$($(VAR))", "$($(VAR))"}, // the name is "$(VAR": undefined, kept as written
-		{"$(NESTED)", "$(VAR)"}, // values are not expanded again
+		{"$(NESTED)", "$(VAR)"},    // values are not expanded again
 		{"100$", "100$"},
 		{"$(VAR)$", "value$"},
 	}
