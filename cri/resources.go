@@ -1,0 +1,164 @@
+package cri
+
+import (
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// CPU and OOM constants of the kubelet's documented resource policy.
+const (
+	// MinShares and MaxShares bound cpu.shares (cgroup v1 semantics; the runtime converts to
+	// cgroup v2 cpu.weight).
+	MinShares = 2
+	MaxShares = 262144
+	// SharesPerCPU is cpu.shares for one full CPU.
+	SharesPerCPU = 1024
+	// QuotaPeriod is the CFS period (µs) used with a CPU limit, and MinQuota the smallest quota
+	// the kernel accepts for it (1 ms).
+	QuotaPeriod = 100000
+	MinQuota    = 1000
+
+	milliCPUPerCPU = 1000
+
+	// OOM score adjustments by QoS class.
+	guaranteedOOMScoreAdj = -997
+	besteffortOOMScoreAdj = 1000
+	burstableMinOOMScore  = 2
+	burstableMaxOOMScore  = 999
+)
+
+// MilliCPUToShares converts a CPU amount in millicores to cpu.shares: 1024 per CPU, at least
+// MinShares (also for 0, no CPU request) and at most MaxShares.
+func MilliCPUToShares(milli int64) uint64 {
+	if milli <= 0 {
+		return MinShares
+	}
+	shares := milli * SharesPerCPU / milliCPUPerCPU
+	switch {
+	case shares < MinShares:
+		return MinShares
+	case shares > MaxShares:
+		return MaxShares
+	}
+	return uint64(shares)
+}
+
+// MilliCPUToQuota converts a CPU limit in millicores to a CFS quota (µs per period µs). A limit of
+// 0 means no limit and gives quota 0 (unlimited); a set limit never gives less than MinQuota.
+func MilliCPUToQuota(milli, period int64) int64 {
+	if milli <= 0 || period <= 0 {
+		return 0
+	}
+	quota := milli * period / milliCPUPerCPU
+	if quota < MinQuota {
+		return MinQuota
+	}
+	return quota
+}
+
+// containerResources is the Linux resources of a container: CPU shares from the request (or the
+// limit when there is no request), CFS quota from the limit, the memory limit and the OOM score
+// adjustment of its QoS class.
+func containerResources(pod *v1.Pod, c *v1.Container, nodeMemoryCapacity int64) *runtimeapi.LinuxContainerResources {
+	cpuRequest := c.Resources.Requests.Cpu().MilliValue()
+	cpuLimit := c.Resources.Limits.Cpu().MilliValue()
+	sharesFrom := cpuRequest
+	if sharesFrom == 0 {
+		sharesFrom = cpuLimit
+	}
+	r := &runtimeapi.LinuxContainerResources{
+		CpuShares:          int64(MilliCPUToShares(sharesFrom)),
+		MemoryLimitInBytes: c.Resources.Limits.Memory().Value(),
+		OomScoreAdj:        oomScoreAdj(pod, c, nodeMemoryCapacity),
+	}
+	if cpuLimit > 0 {
+		r.CpuPeriod = QuotaPeriod
+		r.CpuQuota = MilliCPUToQuota(cpuLimit, QuotaPeriod)
+	}
+	return r
+}
+
+// oomScoreAdj follows the kubelet's documented policy: node-critical and Guaranteed pods get -997,
+// BestEffort pods 1000, and Burstable containers 1000 - 1000*memoryRequest/nodeMemoryCapacity
+// clamped to [2, 999], so that a container that requested more of the node is killed later. With
+// an unknown capacity (0) a Burstable container gets 999: less likely to be killed than
+// BestEffort, more than anything that requested memory on a known node.
+func oomScoreAdj(pod *v1.Pod, c *v1.Container, nodeMemoryCapacity int64) int64 {
+	if pod.Spec.PriorityClassName == "system-node-critical" {
+		return guaranteedOOMScoreAdj
+	}
+	switch podQOSClass(pod) {
+	case v1.PodQOSGuaranteed:
+		return guaranteedOOMScoreAdj
+	case v1.PodQOSBestEffort:
+		return besteffortOOMScoreAdj
+	}
+	if nodeMemoryCapacity <= 0 {
+		return burstableMaxOOMScore
+	}
+	request := c.Resources.Requests.Memory().Value()
+	if request >= nodeMemoryCapacity {
+		return burstableMinOOMScore
+	}
+	adj := besteffortOOMScoreAdj - (1000*request)/nodeMemoryCapacity
+	return min(max(adj, burstableMinOOMScore), burstableMaxOOMScore)
+}
+
+// podQOSClass is the pod's QoS class: status.qosClass when the API server set it, otherwise
+// computed as Kubernetes documents it from the CPU and memory requests and limits of all the
+// (init and app) containers, or of the pod-level resources when those are set:
+//   - BestEffort: no CPU or memory request or limit anywhere;
+//   - Guaranteed: every container has CPU and memory limits, and requests equal to them (a
+//     request left unset defaults to the limit);
+//   - Burstable: anything else.
+func podQOSClass(pod *v1.Pod) v1.PodQOSClass {
+	if pod.Status.QOSClass != "" {
+		return pod.Status.QOSClass
+	}
+	if r := pod.Spec.Resources; r != nil && (hasCPUOrMemory(r.Requests) || hasCPUOrMemory(r.Limits)) {
+		return qosOf([]v1.ResourceRequirements{*r})
+	}
+	reqs := make([]v1.ResourceRequirements, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for i := range pod.Spec.InitContainers {
+		reqs = append(reqs, pod.Spec.InitContainers[i].Resources)
+	}
+	for i := range pod.Spec.Containers {
+		reqs = append(reqs, pod.Spec.Containers[i].Resources)
+	}
+	return qosOf(reqs)
+}
+
+func qosOf(reqs []v1.ResourceRequirements) v1.PodQOSClass {
+	some, guaranteed := false, true
+	for _, r := range reqs {
+		if hasCPUOrMemory(r.Requests) || hasCPUOrMemory(r.Limits) {
+			some = true
+		}
+		for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+			limit, ok := r.Limits[name]
+			if !ok || limit.IsZero() {
+				guaranteed = false
+				continue
+			}
+			if request, ok := r.Requests[name]; ok && !request.IsZero() && request.Cmp(limit) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	switch {
+	case !some:
+		return v1.PodQOSBestEffort
+	case guaranteed:
+		return v1.PodQOSGuaranteed
+	}
+	return v1.PodQOSBurstable
+}
+
+func hasCPUOrMemory(l v1.ResourceList) bool {
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		if q, ok := l[name]; ok && !q.IsZero() {
+			return true
+		}
+	}
+	return false
+}
