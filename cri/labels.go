@@ -22,8 +22,8 @@ const (
 	// AnnotationTerminationGrace is the pod's terminationGracePeriodSeconds, kept on the sandbox so a
 	// pod whose spec is gone (manifest deleted while Berth was down) is still stopped gracefully.
 	AnnotationTerminationGrace = "io.kubernetes.pod.terminationGracePeriod"
-	// AnnotationContainerIndex records whether a container is an init ("init") or app ("app")
-	// container, and its position in the spec, so status can be rebuilt without the spec.
+	// AnnotationContainerType records whether a container is an init ("init") or app ("app")
+	// container, so status can be rebuilt without the spec.
 	AnnotationContainerType = "io.berth.container.type"
 	// AnnotationTerminationMessagePath and Policy are kept for reading the termination message of a
 	// container after it exits.
