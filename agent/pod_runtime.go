@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"context"
+	"sort"
+	"strconv"
+
+	"github.com/berth-dev/berth/cri"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// podRuntime is what the runtime holds of one pod, read afresh at the start of every sync: the
+// runtime, not Berth's memory, is the truth about what runs.
+type podRuntime struct {
+	// sandboxes of the pod, newest first.
+	sandboxes []*runtimeapi.PodSandbox
+	// sandboxStatus is the status of sandboxes[0], when there is one and it is ready.
+	sandboxStatus *runtimeapi.PodSandboxStatus
+	// containers of the pod in every sandbox, newest first.
+	containers []*containerRecord
+}
+
+// containerRecord is one instance of a container (one restart) as the runtime knows it, with the
+// details Berth put in its labels and annotations.
+type containerRecord struct {
+	id           string
+	name         string
+	sandboxID    string
+	typ          string // cri.ContainerTypeInit or cri.ContainerTypeApp
+	restartCount int
+	hash         string
+	state        runtimeapi.ContainerState
+	createdAt    int64
+	image        string
+	imageRef     string
+	// status is the runtime's ContainerStatus (exit code, times, reason), fetched for the instances
+	// that status reporting needs; nil for the older ones.
+	status *runtimeapi.ContainerStatus
+}
+
+func (c *containerRecord) exited() bool {
+	return c.state == runtimeapi.ContainerState_CONTAINER_EXITED || c.state == runtimeapi.ContainerState_CONTAINER_UNKNOWN
+}
+
+func (c *containerRecord) exitCode() int32 {
+	if c.status == nil {
+		return -1 // not known: treated as a failure
+	}
+	return c.status.ExitCode
+}
+
+func (c *containerRecord) finishedAt() int64 {
+	if c.status == nil || c.status.FinishedAt == 0 {
+		return c.createdAt
+	}
+	return c.status.FinishedAt
+}
+
+// currentSandbox is the newest sandbox, or nil.
+func (r *podRuntime) currentSandbox() *runtimeapi.PodSandbox {
+	if len(r.sandboxes) == 0 {
+		return nil
+	}
+	return r.sandboxes[0]
+}
+
+// sandboxReady reports whether the newest sandbox is ready.
+func (r *podRuntime) sandboxReady() bool {
+	sb := r.currentSandbox()
+	return sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY
+}
+
+// instances returns the instances of the named container of the given type, newest first.
+func (r *podRuntime) instances(typ, name string) []*containerRecord {
+	var out []*containerRecord
+	for _, c := range r.containers {
+		if c.name == name && c.typ == typ {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// newestIn returns the newest instance of a container inside the given sandbox, or nil.
+func (r *podRuntime) newestIn(sandboxID, typ, name string) *containerRecord {
+	for _, c := range r.containers {
+		if c.name == name && c.typ == typ && c.sandboxID == sandboxID {
+			return c
+		}
+	}
+	return nil
+}
+
+// nextRestartCount is the restart count the next instance of a container gets: one more than the
+// newest instance in any sandbox, so counts survive sandbox re-creation and Berth restarts.
+func (r *podRuntime) nextRestartCount(typ, name string) int {
+	if inst := r.instances(typ, name); len(inst) > 0 {
+		return inst[0].restartCount + 1
+	}
+	return 0
+}
+
+// statusCache remembers ContainerStatus answers for instances whose state has not changed since,
+// so a steady pod costs two List calls per sync and no per-container calls.
+type statusCache map[string]*runtimeapi.ContainerStatus
+
+// observePod reads a pod's sandboxes and containers from the runtime.
+func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCache) (*podRuntime, error) {
+	sel := map[string]string{cri.LabelPodUID: string(uid), cri.LabelManagedBy: cri.ManagedByValue}
+	sandboxes, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(sandboxes, func(i, j int) bool {
+		if sandboxes[i].Metadata.GetAttempt() != sandboxes[j].Metadata.GetAttempt() {
+			return sandboxes[i].Metadata.GetAttempt() > sandboxes[j].Metadata.GetAttempt()
+		}
+		return sandboxes[i].CreatedAt > sandboxes[j].CreatedAt
+	})
+	r := &podRuntime{sandboxes: sandboxes}
+	if len(sandboxes) == 0 {
+		return r, nil
+	}
+	list, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range list {
+		r.containers = append(r.containers, recordOf(c))
+	}
+	sort.Slice(r.containers, func(i, j int) bool {
+		a, b := r.containers[i], r.containers[j]
+		if a.restartCount != b.restartCount {
+			return a.restartCount > b.restartCount
+		}
+		return a.createdAt > b.createdAt
+	})
+	if r.sandboxReady() {
+		st, err := rt.PodSandboxStatus(ctx, sandboxes[0].Id)
+		if err != nil && !cri.IsNotFound(err) {
+			return nil, err
+		}
+		r.sandboxStatus = st
+	}
+	// Fetch details for the two newest instances of each container: the current one and the one
+	// before it (lastState).
+	seen := map[string]int{}
+	live := map[string]bool{}
+	for _, c := range r.containers {
+		live[c.id] = true
+		key := c.typ + "/" + c.name
+		if seen[key] >= 2 {
+			continue
+		}
+		seen[key]++
+		if st, ok := cache[c.id]; ok && st.State == c.state {
+			c.status = st
+			continue
+		}
+		st, err := rt.ContainerStatus(ctx, c.id)
+		if err != nil {
+			if cri.IsNotFound(err) {
+				continue // removed meanwhile
+			}
+			return nil, err
+		}
+		c.status = st
+		c.state = st.State
+		cache[c.id] = st
+	}
+	for id := range cache {
+		if !live[id] {
+			delete(cache, id)
+		}
+	}
+	return r, nil
+}
+
+func recordOf(c *runtimeapi.Container) *containerRecord {
+	rc, _ := strconv.Atoi(c.Annotations[cri.AnnotationRestartCount])
+	typ := c.Annotations[cri.AnnotationContainerType]
+	if typ == "" {
+		typ = cri.ContainerTypeApp
+	}
+	return &containerRecord{
+		id:           c.Id,
+		name:         c.Labels[cri.LabelContainerName],
+		sandboxID:    c.PodSandboxId,
+		typ:          typ,
+		restartCount: rc,
+		hash:         c.Annotations[cri.AnnotationContainerHash],
+		state:        c.State,
+		createdAt:    c.CreatedAt,
+		image:        c.Image.GetImage(),
+		imageRef:     c.ImageRef,
+	}
+}

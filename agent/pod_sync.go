@@ -1,0 +1,361 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/berth-dev/berth/cri"
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podSync is one pass of a worker over its pod: it reads the runtime, makes one step of progress
+// towards the spec (sandbox, then init containers one at a time, then app containers), and records
+// why a container is not running where only the sync can know it (back-off, image errors).
+type podSync struct {
+	w   *podWorker
+	pod *v1.Pod
+	rt  *podRuntime
+	log *slog.Logger
+
+	sandboxConfig *runtimeapi.PodSandboxConfig
+	waiting       map[string]*v1.ContainerStateWaiting
+	// err is a pod-level error of this sync (sandbox creation, runtime calls), shown as LAST ERROR.
+	err string
+	// requeue is when the worker should sync again unless woken earlier.
+	requeue time.Duration
+}
+
+func (s *podSync) requeueIn(d time.Duration) {
+	if d > 0 && d < s.requeue {
+		s.requeue = d
+	}
+}
+
+// step makes progress and reports whether it changed anything in the runtime (then the caller reads
+// the runtime again before computing status).
+func (s *podSync) step(ctx context.Context) (acted bool) {
+	pre := s.w.computeStatus(s.pod, s.rt, nil, "")
+	if podIsTerminal(&pre) {
+		// Done for good: free the sandbox's network (as the kubelet does), keep the containers for
+		// their logs and exit codes until the pod is removed.
+		if sb := s.rt.currentSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			if err := s.w.m.rt.StopPodSandbox(ctx, sb.Id); err != nil {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+			}
+			return true
+		}
+		return false
+	}
+	if !s.rt.sandboxReady() {
+		if !s.createSandbox(ctx) {
+			return true
+		}
+		acted = true
+	}
+	sb := s.rt.currentSandbox()
+	if err := s.buildSandboxConfig(sb.Metadata.GetAttempt()); err != nil {
+		s.err = err.Error()
+		return acted
+	}
+
+	restartInit := s.pod.Spec.RestartPolicy
+	if restartInit == v1.RestartPolicyAlways {
+		restartInit = v1.RestartPolicyOnFailure // init containers must succeed once, never rerun after success
+	}
+	for i := range s.pod.Spec.InitContainers {
+		c := &s.pod.Spec.InitContainers[i]
+		inst := s.rt.newestIn(sb.Id, cri.ContainerTypeInit, c.Name)
+		if inst != nil && inst.exited() && inst.exitCode() == 0 {
+			continue
+		}
+		if inst != nil && inst.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return acted // wait for it to finish: init containers run one at a time
+		}
+		acted = s.ensureContainer(ctx, c, cri.ContainerTypeInit, inst, restartInit) || acted
+		return acted
+	}
+	for i := range s.pod.Spec.Containers {
+		c := &s.pod.Spec.Containers[i]
+		inst := s.rt.newestIn(sb.Id, cri.ContainerTypeApp, c.Name)
+		acted = s.ensureContainer(ctx, c, cri.ContainerTypeApp, inst, s.pod.Spec.RestartPolicy) || acted
+	}
+	s.collectGarbage(ctx)
+	return acted
+}
+
+func (s *podSync) buildSandboxConfig(attempt uint32) error {
+	m := s.w.m
+	cfg, err := cri.PodSandboxConfig(s.pod, cri.SandboxOptions{
+		LogRoot: m.cfg.PodLogsDir,
+		Attempt: attempt,
+		DNS:     s.w.dnsConfig(s.pod),
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox config: %w", err)
+	}
+	s.sandboxConfig = cfg
+	return nil
+}
+
+// createSandbox replaces a missing or dead sandbox. A pod has one live sandbox: whatever still runs
+// in an older one is stopped first, and the new sandbox's containers start afresh.
+func (s *podSync) createSandbox(ctx context.Context) bool {
+	m := s.w.m
+	key := s.w.key("sandbox")
+	if left := m.createBackoff.waitSinceUpdate(key); left > 0 {
+		s.err = s.w.lastSandboxErr
+		s.requeueIn(left)
+		return false
+	}
+	grace := s.w.gracePeriod()
+	for _, c := range s.rt.containers {
+		if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			if err := m.rt.StopContainer(ctx, c.id, grace); err != nil && !cri.IsNotFound(err) {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+				return false
+			}
+		}
+	}
+	for _, sb := range s.rt.sandboxes {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			_ = m.rt.StopPodSandbox(ctx, sb.Id)
+		}
+	}
+	var attempt uint32
+	if cur := s.rt.currentSandbox(); cur != nil {
+		attempt = cur.Metadata.GetAttempt() + 1
+	}
+	if err := s.buildSandboxConfig(attempt); err != nil {
+		s.err = err.Error()
+		return false
+	}
+	if err := os.MkdirAll(s.sandboxConfig.LogDirectory, 0o755); err != nil {
+		s.err = fmt.Sprintf("pod log directory: %v", err)
+		s.requeueIn(time.Second)
+		return false
+	}
+	start := m.clock.Now()
+	id, err := m.rt.RunPodSandbox(ctx, s.sandboxConfig, "")
+	if err != nil {
+		s.err = "FailedCreatePodSandBox: " + err.Error()
+		s.w.lastSandboxErr = s.err
+		m.createBackoff.next(key, m.clock.Now())
+		s.requeueIn(time.Second)
+		s.log.Error("creating pod sandbox failed", "attempt", attempt, "err", err)
+		return false
+	}
+	s.log.Info("started pod sandbox", "sandbox", id, "attempt", attempt, "took", m.clock.Since(start).Round(time.Millisecond))
+	rt, err := observePod(ctx, m.rt, s.w.uid, s.w.cache)
+	if err != nil {
+		s.err = err.Error()
+		s.requeueIn(time.Second)
+		return false
+	}
+	s.rt = rt
+	return s.rt.sandboxReady()
+}
+
+// shouldRestart applies a restart policy to a container that exited with code.
+func shouldRestart(policy v1.RestartPolicy, code int32) bool {
+	switch policy {
+	case v1.RestartPolicyAlways:
+		return true
+	case v1.RestartPolicyOnFailure:
+		return code != 0
+	}
+	return false
+}
+
+// ensureContainer brings one container towards running and reports whether it acted.
+func (s *podSync) ensureContainer(ctx context.Context, c *v1.Container, typ string, inst *containerRecord, policy v1.RestartPolicy) bool {
+	m := s.w.m
+	switch {
+	case inst == nil:
+		return s.startContainer(ctx, c, typ, s.rt.nextRestartCount(typ, c.Name))
+	case inst.state == runtimeapi.ContainerState_CONTAINER_RUNNING:
+		if inst.hash != "" && inst.hash != cri.ContainerHash(c) {
+			s.log.Info("container spec changed, replacing it", "container", c.Name)
+			if err := m.rt.StopContainer(ctx, inst.id, s.w.gracePeriod()); err != nil {
+				s.err = err.Error()
+				return false
+			}
+			return s.startContainer(ctx, c, typ, inst.restartCount+1)
+		}
+		return false
+	case inst.state == runtimeapi.ContainerState_CONTAINER_CREATED:
+		// Created but never started: Berth stopped between the two calls. Start it now.
+		key := s.w.key(typ + "/" + c.Name + "/start")
+		if left := m.createBackoff.waitSinceUpdate(key); left > 0 {
+			s.waiting[waitingKey(typ, c.Name)] = &v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: s.w.lastStartErr[c.Name]}
+			s.requeueIn(left)
+			return false
+		}
+		if err := m.rt.StartContainer(ctx, inst.id); err != nil {
+			m.createBackoff.next(key, m.clock.Now())
+			s.w.lastStartErr[c.Name] = err.Error()
+			s.waiting[waitingKey(typ, c.Name)] = &v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: err.Error()}
+			s.requeueIn(time.Second)
+		}
+		return true
+	default: // exited
+		if !shouldRestart(policy, inst.exitCode()) {
+			return false
+		}
+		key := s.w.key(typ + "/" + c.Name)
+		finished := time.Unix(0, inst.finishedAt())
+		if left := m.crashBackoff.wait(key, finished); left > 0 {
+			s.waiting[waitingKey(typ, c.Name)] = &v1.ContainerStateWaiting{
+				Reason:  reasonCrashLoopBackOff,
+				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", m.crashBackoff.delay(key), c.Name, s.w.fullName()),
+			}
+			s.requeueIn(left)
+			return false
+		}
+		m.crashBackoff.next(key, finished)
+		return s.startContainer(ctx, c, typ, inst.restartCount+1)
+	}
+}
+
+// startContainer pulls the image if the policy says so, then creates and starts one instance.
+func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ string, restartCount int) bool {
+	m := s.w.m
+	wkey := waitingKey(typ, c.Name)
+	ckey := s.w.key(typ + "/" + c.Name + "/create")
+	if left := m.createBackoff.waitSinceUpdate(ckey); left > 0 {
+		s.waiting[wkey] = s.w.lastCreateWaiting[wkey]
+		s.requeueIn(left)
+		return false
+	}
+	createFailed := func(w *v1.ContainerStateWaiting) {
+		s.waiting[wkey] = w
+		s.w.lastCreateWaiting[wkey] = w
+		m.createBackoff.next(ckey, m.clock.Now())
+		s.requeueIn(time.Second)
+		s.log.Error("cannot start container", "container", c.Name, "reason", w.Reason, "err", w.Message)
+	}
+	if w := s.ensureImage(ctx, c); w != nil {
+		s.waiting[wkey] = w
+		return true
+	}
+	cfg, err := cri.ContainerConfig(s.pod, c, cri.ContainerOptions{
+		RestartCount:       restartCount,
+		PodIPs:             s.podIPs(),
+		HostIPs:            m.cfg.NodeIPs,
+		Type:               typ,
+		NodeMemoryCapacity: m.cfg.NodeMemoryCapacity,
+	})
+	if err != nil {
+		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerConfig, Message: err.Error()})
+		return false
+	}
+	if err := os.MkdirAll(filepath.Join(s.sandboxConfig.LogDirectory, c.Name), 0o755); err != nil {
+		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
+		return false
+	}
+	id, err := m.rt.CreateContainer(ctx, s.rt.currentSandbox().Id, cfg, s.sandboxConfig)
+	if err != nil {
+		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
+		return true
+	}
+	if err := m.rt.StartContainer(ctx, id); err != nil {
+		// The instance exists and ends up exited: the crash back-off takes it from here.
+		s.waiting[wkey] = &v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: err.Error()}
+		s.log.Error("starting container failed", "container", c.Name, "id", id, "err", err)
+		return true
+	}
+	delete(s.w.lastCreateWaiting, wkey)
+	s.log.Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
+	return true
+}
+
+func (s *podSync) podIPs() []string {
+	ss := s.rt.sandboxStatus
+	if ss == nil || ss.Network == nil || ss.Network.Ip == "" {
+		if s.pod.Spec.HostNetwork {
+			return s.w.m.cfg.NodeIPs
+		}
+		return nil
+	}
+	ips := []string{ss.Network.Ip}
+	for _, ip := range ss.Network.AdditionalIps {
+		ips = append(ips, ip.Ip)
+	}
+	return ips
+}
+
+// ensureImage applies the pull policy; it returns why the container must wait, or nil.
+func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) *v1.ContainerStateWaiting {
+	m := s.w.m
+	img, err := m.rt.ImageStatus(ctx, c.Image)
+	if err != nil {
+		s.requeueIn(time.Second)
+		return &v1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: err.Error()}
+	}
+	present := img != nil
+	switch c.ImagePullPolicy {
+	case v1.PullNever:
+		if !present {
+			s.requeueIn(m.cfg.SyncFrequency)
+			return &v1.ContainerStateWaiting{Reason: reasonErrImageNeverPull, Message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
+		}
+		return nil
+	case v1.PullIfNotPresent:
+		if present {
+			return nil
+		}
+	}
+	key := s.w.key("pull/" + c.Image)
+	if left := m.pullBackoff.waitSinceUpdate(key); left > 0 {
+		s.requeueIn(left)
+		return &v1.ContainerStateWaiting{Reason: reasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+	}
+	start := m.clock.Now()
+	s.log.Info("pulling image", "container", c.Name, "image", c.Image)
+	if _, err := m.rt.PullImage(ctx, c.Image, s.sandboxConfig); err != nil {
+		m.pullBackoff.next(key, m.clock.Now())
+		s.requeueIn(time.Second) // show ImagePullBackOff until the back-off ends
+		s.log.Error("pulling image failed", "container", c.Name, "image", c.Image, "err", err)
+		return &v1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: fmt.Sprintf("failed to pull image %q: %v", c.Image, err)}
+	}
+	s.log.Info("pulled image", "container", c.Name, "image", c.Image, "took", m.clock.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// collectGarbage keeps, per container, the newest instance and the newest dead one (for its logs
+// and exit code) and removes older dead instances, and removes dead sandboxes left empty.
+func (s *podSync) collectGarbage(ctx context.Context) {
+	m := s.w.m
+	inUse := map[string]bool{}
+	keptDead := map[string]bool{}
+	for _, c := range s.rt.containers { // newest first
+		key := c.typ + "/" + c.name
+		if !c.exited() {
+			inUse[c.sandboxID] = true
+			continue
+		}
+		if !keptDead[key] {
+			keptDead[key] = true
+			inUse[c.sandboxID] = true
+			continue
+		}
+		if err := m.rt.RemoveContainer(ctx, c.id); err != nil && !cri.IsNotFound(err) {
+			s.log.Warn("removing dead container failed", "container", c.name, "id", c.id, "err", err)
+			inUse[c.sandboxID] = true
+		}
+	}
+	for i, sb := range s.rt.sandboxes {
+		if i == 0 || inUse[sb.Id] || sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			continue
+		}
+		if err := m.rt.RemovePodSandbox(ctx, sb.Id); err != nil && !cri.IsNotFound(err) {
+			s.log.Warn("removing dead sandbox failed", "sandbox", sb.Id, "err", err)
+		}
+	}
+}

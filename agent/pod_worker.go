@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/cri"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podWorker serialises everything done to one pod (one UID) in the runtime: it is the only code that
+// creates, starts, stops or removes that pod's sandboxes and containers. Its lifecycle:
+//
+//	        update(pod)                      remove(uid) / orphan found
+//	(new) ─────────────▶ syncing ◀─┐  wake  ───────────────────────────▶ terminating ──▶ done
+//	                        │      │ (relist,                              stop containers (grace),
+//	                        └──────┘  timer,                               stop + remove sandboxes,
+//	                     one step per sync;                                remove logs; retried
+//	                     requeued on back-off                              until it succeeds
+//
+// A pod that replaces another of the same namespace/name (an edited static pod gets a new UID) waits
+// until the old one is done before its first sync, so the two never hold the same host port.
+type podWorker struct {
+	m   *podWorkers
+	uid types.UID
+	log *slog.Logger
+
+	mu        sync.Mutex
+	pod       *v1.Pod // latest desired spec; nil for an orphan found in the runtime
+	removed   bool
+	orphan    orphanInfo
+	cancelRun context.CancelFunc // cancels the sync in progress when the pod is removed
+
+	wakeCh  chan struct{}
+	done    chan struct{}
+	waitFor <-chan struct{}
+
+	// Owned by the worker goroutine.
+	cache             statusCache
+	startTime         time.Time
+	lastStatus        *v1.PodStatus
+	lastSandboxErr    string
+	lastStartErr      map[string]string
+	lastCreateWaiting map[string]*v1.ContainerStateWaiting
+}
+
+// orphanInfo describes a pod found in the runtime that no source wants, from its sandbox labels.
+type orphanInfo struct {
+	namespace, name string
+	grace           int64
+}
+
+func newPodWorker(m *podWorkers, uid types.UID, pod *v1.Pod) *podWorker {
+	w := &podWorker{
+		m:                 m,
+		uid:               uid,
+		pod:               pod,
+		wakeCh:            make(chan struct{}, 1),
+		done:              make(chan struct{}),
+		cache:             statusCache{},
+		lastStartErr:      map[string]string{},
+		lastCreateWaiting: map[string]*v1.ContainerStateWaiting{},
+	}
+	ns, name := w.names()
+	w.log = m.log.With("pod", ns+"/"+name, "uid", string(uid))
+	return w
+}
+
+func (w *podWorker) names() (namespace, name string) {
+	if w.pod != nil {
+		return w.pod.Namespace, w.pod.Name
+	}
+	return w.orphan.namespace, w.orphan.name
+}
+
+func (w *podWorker) fullName() string {
+	ns, name := w.names()
+	return name + "_" + ns + "(" + string(w.uid) + ")"
+}
+
+// key prefixes back-off keys with the pod UID, so they are forgotten with the pod.
+func (w *podWorker) key(s string) string { return string(w.uid) + "/" + s }
+
+func (w *podWorker) wake() {
+	select {
+	case w.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) setPod(pod *v1.Pod) {
+	w.mu.Lock()
+	w.pod = pod
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *podWorker) markRemoved() {
+	w.mu.Lock()
+	w.removed = true
+	if w.cancelRun != nil {
+		w.cancelRun() // a long image pull must not delay the termination
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+// gracePeriod is the pod's terminationGracePeriodSeconds (30 by default).
+func (w *podWorker) gracePeriod() int64 {
+	if w.pod != nil && w.pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *w.pod.Spec.TerminationGracePeriodSeconds
+	}
+	if w.pod == nil && w.orphan.grace >= 0 {
+		return w.orphan.grace
+	}
+	return 30
+}
+
+func (w *podWorker) run() {
+	defer w.m.wg.Done()
+	ctx := w.m.ctx
+	if w.waitFor != nil {
+		select {
+		case <-w.waitFor:
+		case <-ctx.Done():
+			return
+		}
+	}
+	for {
+		w.mu.Lock()
+		pod, removed := w.pod, w.removed
+		syncCtx, cancel := context.WithCancel(ctx)
+		w.cancelRun = cancel
+		w.mu.Unlock()
+		if removed || pod == nil {
+			cancel()
+			w.terminate(ctx)
+			return
+		}
+		next := w.sync(syncCtx, pod)
+		cancel()
+		t := w.m.clock.NewTimer(next)
+		select {
+		case <-w.wakeCh:
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+}
+
+// sync makes one step of progress and publishes the pod's status; it returns when to sync again.
+func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
+	m := w.m
+	rt, err := observePod(ctx, m.rt, w.uid, w.cache)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("reading pod state from the runtime failed", "err", err)
+			w.publish(pod, &podRuntime{}, nil, err.Error())
+		}
+		return 2 * time.Second
+	}
+	if w.startTime.IsZero() {
+		w.startTime = m.clock.Now()
+		if n := len(rt.sandboxes); n > 0 { // adopted after a restart: it started with its first sandbox
+			w.startTime = time.Unix(0, rt.sandboxes[n-1].CreatedAt)
+		}
+	}
+	s := &podSync{
+		w:       w,
+		pod:     pod,
+		rt:      rt,
+		log:     w.log,
+		waiting: map[string]*v1.ContainerStateWaiting{},
+		requeue: m.cfg.SyncFrequency,
+	}
+	if s.step(ctx) {
+		if rt2, err := observePod(ctx, m.rt, w.uid, w.cache); err == nil {
+			s.rt = rt2
+		}
+	}
+	if ctx.Err() != nil {
+		return 0 // removed or shutting down: the loop sees which
+	}
+	w.publish(pod, s.rt, s.waiting, s.err)
+	return s.requeue
+}
+
+func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, _ string) v1.PodStatus {
+	return computePodStatus(statusInput{
+		pod:         pod,
+		rt:          rt,
+		waiting:     waiting,
+		runtimeName: w.m.cfg.RuntimeName,
+		hostIPs:     w.m.cfg.NodeIPs,
+		startTime:   w.startTime,
+		now:         w.m.clock.Now(),
+		previous:    w.lastStatus,
+	})
+}
+
+func (w *podWorker) publish(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, syncErr string) {
+	st := w.computeStatus(pod, rt, waiting, syncErr)
+	w.lastStatus = &st
+	w.m.store.set(pod, st, syncErr)
+}
+
+func (w *podWorker) dnsConfig(pod *v1.Pod) *runtimeapi.DNSConfig {
+	m := w.m
+	dns, err := cri.DNSConfigForPod(pod, m.cfg.HostResolvConf, m.cfg.ClusterDNS, m.cfg.ClusterDomain)
+	if err != nil {
+		w.log.Warn("DNS configuration", "err", err)
+	}
+	return dns
+}
+
+// terminate stops and removes everything the runtime has of the pod, retrying until it is all gone
+// or Berth shuts down (then the next Berth finds the pod as an orphan and finishes the job).
+func (w *podWorker) terminate(ctx context.Context) {
+	grace := w.gracePeriod()
+	w.log.Info("terminating pod", "gracePeriod", grace)
+	delay := 500 * time.Millisecond
+	for {
+		err := w.killPod(ctx, grace)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Error("terminating pod failed, will retry", "err", err, "retryIn", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.m.clock.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+	w.log.Info("pod terminated and removed")
+	w.m.workerDone(w)
+}
+
+func (w *podWorker) killPod(ctx context.Context, grace int64) error {
+	m := w.m
+	rt, err := observePod(ctx, m.rt, w.uid, w.cache)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(rt.containers))
+	for i, c := range rt.containers {
+		if c.exited() {
+			continue
+		}
+		wg.Add(1)
+		go func() { // containers get their grace period in parallel, as with the kubelet
+			defer wg.Done()
+			if err := m.rt.StopContainer(ctx, c.id, grace); err != nil && !cri.IsNotFound(err) {
+				errs[i] = fmt.Errorf("stop container %s (%s): %w", c.name, c.id, err)
+			} else {
+				w.log.Info("stopped container", "container", c.name, "id", c.id)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, sb := range rt.sandboxes {
+		if err := m.rt.StopPodSandbox(ctx, sb.Id); err != nil && !cri.IsNotFound(err) {
+			return err
+		}
+	}
+	for _, c := range rt.containers {
+		if err := m.rt.RemoveContainer(ctx, c.id); err != nil && !cri.IsNotFound(err) {
+			return err
+		}
+	}
+	for _, sb := range rt.sandboxes {
+		if err := m.rt.RemovePodSandbox(ctx, sb.Id); err != nil && !cri.IsNotFound(err) {
+			return err
+		}
+	}
+	ns, name := w.names()
+	if name != "" {
+		if err := os.RemoveAll(cri.PodLogDir(m.cfg.PodLogsDir, ns, name, w.uid)); err != nil {
+			return fmt.Errorf("remove pod logs: %w", err)
+		}
+	}
+	return nil
+}
+
+// orphanFromSandbox reads what terminating an unknown pod needs from its sandbox.
+func orphanFromSandbox(sb *runtimeapi.PodSandbox) orphanInfo {
+	o := orphanInfo{namespace: sb.Metadata.GetNamespace(), name: sb.Metadata.GetName(), grace: -1}
+	if g, err := strconv.ParseInt(sb.Annotations[cri.AnnotationTerminationGrace], 10, 64); err == nil {
+		o.grace = g
+	}
+	return o
+}

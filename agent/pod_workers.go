@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+)
+
+// podWorkers owns one podWorker per pod UID. Everything that wants a pod to change (a source update,
+// the relist, a timer) goes through it; it never calls the runtime itself.
+type podWorkers struct {
+	ctx   context.Context
+	cfg   *Config
+	rt    Runtime
+	clock clock.WithTicker
+	log   *slog.Logger
+	store *statusStore
+
+	crashBackoff  *backoff // crashing containers: 10s doubling to 5m
+	pullBackoff   *backoff // failing image pulls: 10s doubling to 5m
+	createBackoff *backoff // failing sandbox or container creation: 1s doubling to 1m
+
+	mu                sync.Mutex
+	workers           map[types.UID]*podWorker
+	terminatingByName map[string]*podWorker
+	wg                sync.WaitGroup
+}
+
+func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) *podWorkers {
+	return &podWorkers{
+		ctx:               ctx,
+		cfg:               cfg,
+		rt:                cfg.Runtime,
+		clock:             cfg.Clock,
+		log:               cfg.Logger,
+		store:             store,
+		crashBackoff:      newBackoff(cfg.Clock, 10*time.Second, 300*time.Second),
+		pullBackoff:       newBackoff(cfg.Clock, 10*time.Second, 300*time.Second),
+		createBackoff:     newBackoff(cfg.Clock, time.Second, time.Minute),
+		workers:           map[types.UID]*podWorker{},
+		terminatingByName: map[string]*podWorker{},
+	}
+}
+
+func nsName(namespace, name string) string { return namespace + "/" + name }
+
+// update makes pod desired: a new UID gets a worker, a known one its new spec.
+func (m *podWorkers) update(pod *v1.Pod) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.workers[pod.UID]
+	if old != nil && !old.removed {
+		old.setPod(pod)
+		return
+	}
+	w := newPodWorker(m, pod.UID, pod)
+	if old != nil {
+		w.waitFor = old.done // the same pod came back while its old self is still being removed
+	} else if t := m.terminatingByName[nsName(pod.Namespace, pod.Name)]; t != nil {
+		w.waitFor = t.done
+	}
+	m.start(w)
+}
+
+func (m *podWorkers) start(w *podWorker) {
+	m.workers[w.uid] = w
+	m.wg.Add(1)
+	go w.run()
+}
+
+// remove makes a pod undesired: its worker terminates it.
+func (m *podWorkers) remove(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.workers[uid]
+	if w == nil || w.removed {
+		return
+	}
+	w.markRemoved()
+	ns, name := w.names()
+	m.terminatingByName[nsName(ns, name)] = w
+}
+
+// wake asks the pod's worker to sync now.
+func (m *podWorkers) wake(uid types.UID) {
+	m.mu.Lock()
+	w := m.workers[uid]
+	m.mu.Unlock()
+	if w != nil {
+		w.wake()
+	}
+}
+
+// known reports whether a worker exists for uid.
+func (m *podWorkers) known(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.workers[uid] != nil
+}
+
+// terminateOrphan starts a terminating worker for a pod found in the runtime that no source wants
+// (its manifest went away while Berth was down, for instance).
+func (m *podWorkers) terminateOrphan(uid types.UID, sb *runtimeapi.PodSandbox) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.workers[uid] != nil {
+		return
+	}
+	w := newPodWorker(m, uid, nil)
+	w.orphan = orphanFromSandbox(sb)
+	w.log = m.log.With("pod", nsName(w.orphan.namespace, w.orphan.name), "uid", string(uid))
+	w.removed = true
+	w.log.Info("found a pod in the runtime that no source wants: removing it")
+	m.terminatingByName[nsName(w.orphan.namespace, w.orphan.name)] = w
+	m.start(w)
+}
+
+// workerDone is called by a worker when its pod is gone from the runtime.
+func (m *podWorkers) workerDone(w *podWorker) {
+	m.mu.Lock()
+	if m.workers[w.uid] == w {
+		delete(m.workers, w.uid)
+		m.store.remove(w.uid)
+		m.crashBackoff.forget(string(w.uid) + "/")
+		m.pullBackoff.forget(string(w.uid) + "/")
+		m.createBackoff.forget(string(w.uid) + "/")
+	}
+	ns, name := w.names()
+	if m.terminatingByName[nsName(ns, name)] == w {
+		delete(m.terminatingByName, nsName(ns, name))
+	}
+	m.mu.Unlock()
+	close(w.done)
+}
+
+// wait blocks until every worker goroutine has returned (after the agent's context ends).
+func (m *podWorkers) wait() { m.wg.Wait() }

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-dev/berth/cri"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
+)
+
+// relist is Berth's pod lifecycle event generator: every period it lists the sandboxes and
+// containers Berth manages, and wakes the worker of every pod whose runtime state changed since the
+// last list (a container died, a sandbox went away). Once the sources have all reported, a pod in
+// the runtime that no worker owns is an orphan and gets a terminating worker.
+type relist struct {
+	rt           Runtime
+	clock        clock.WithTicker
+	period       time.Duration
+	log          *slog.Logger
+	workers      *podWorkers
+	sourcesReady func() bool
+
+	last       map[types.UID]string
+	healthy    bool
+	lastRelist atomic.Int64 // unix nanos of the last successful relist, for health checks
+}
+
+func (r *relist) run(ctx context.Context) {
+	t := r.clock.NewTicker(r.period)
+	defer t.Stop()
+	for {
+		r.once(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+var managedSelector = map[string]string{cri.LabelManagedBy: cri.ManagedByValue}
+
+func (r *relist) once(ctx context.Context) {
+	sandboxes, err := r.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managedSelector})
+	var containers []*runtimeapi.Container
+	if err == nil {
+		containers, err = r.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: managedSelector})
+	}
+	if err != nil {
+		if ctx.Err() == nil && r.healthy {
+			r.log.Error("relisting the runtime failed; pods are left as they are until it answers again", "err", err)
+		}
+		r.healthy = false
+		return
+	}
+	if !r.healthy {
+		r.log.Info("relisting the runtime works", "sandboxes", len(sandboxes), "containers", len(containers))
+	}
+	r.healthy = true
+	r.lastRelist.Store(r.clock.Now().UnixNano())
+
+	parts := map[types.UID][]string{}
+	sandboxOf := map[types.UID]*runtimeapi.PodSandbox{}
+	for _, sb := range sandboxes {
+		uid := types.UID(sb.Labels[cri.LabelPodUID])
+		parts[uid] = append(parts[uid], "s"+sb.Id+sb.State.String())
+		if cur := sandboxOf[uid]; cur == nil || sb.CreatedAt > cur.CreatedAt {
+			sandboxOf[uid] = sb
+		}
+	}
+	for _, c := range containers {
+		uid := types.UID(c.Labels[cri.LabelPodUID])
+		parts[uid] = append(parts[uid], "c"+c.Id+c.State.String())
+	}
+	now := make(map[types.UID]string, len(parts))
+	for uid, p := range parts {
+		sort.Strings(p)
+		now[uid] = strings.Join(p, ",")
+	}
+	if r.last != nil {
+		for uid, fp := range now {
+			if r.last[uid] != fp {
+				r.workers.wake(uid)
+			}
+		}
+		for uid := range r.last {
+			if _, ok := now[uid]; !ok {
+				r.workers.wake(uid)
+			}
+		}
+	}
+	r.last = now
+	if r.sourcesReady() {
+		for uid, sb := range sandboxOf {
+			if uid != "" && !r.workers.known(uid) {
+				r.workers.terminateOrphan(uid, sb)
+			}
+		}
+	}
+}
