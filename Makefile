@@ -1,0 +1,57 @@
+# Berth's entry points. `make demo` and `make test` are the stable interface (README, CI): keep
+# their names and behaviour.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/berth
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+DEMO_ROOT ?= /var/lib/berth-demo
+DEMO_NODE ?= demo-node
+
+.PHONY: all build demo demo-clean test unit integration lint clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/berth
+
+# The demo: a real containerd (test/env/runtime.sh), Berth in standalone mode on examples/static/.
+# Ctrl-C stops Berth and leaves the pods running, as a kubelet does; `make demo-clean` removes them.
+demo: build
+	@endpoint=$$(test/env/runtime.sh up | tail -n1 | sed 's/^CONTAINER_RUNTIME_ENDPOINT=//'); \
+	echo; \
+	echo "Berth runs the pods in examples/static/ on containerd at $$endpoint."; \
+	echo "  Pods:        $(BIN) pods --root-dir $(DEMO_ROOT)      (or -o json)"; \
+	echo "  Web server:  curl http://127.0.0.1:8080/  (hostPort), or the pod IP shown by berth pods"; \
+	echo "  Logs:        /var/log/pods/default_*/<container>/0.log"; \
+	echo "  Edit, add or delete files in examples/static/ and watch Berth follow."; \
+	echo "  Ctrl-C stops Berth (the pods keep running); 'make demo-clean' removes them and the runtime."; \
+	echo; \
+	exec $(BIN) --container-runtime-endpoint "$$endpoint" --pod-manifest-path $(CURDIR)/examples/static \
+		--root-dir $(DEMO_ROOT) --hostname-override $(DEMO_NODE)
+
+demo-clean:
+	test/env/runtime.sh down
+	rm -rf $(DEMO_ROOT)
+
+# Every test: formatting and vet, unit tests, then the integration suite against a real containerd
+# that this target starts and stops. .ci/run runs exactly this.
+test: lint unit integration
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./test/...
+
+unit:
+	$(GO) test -count=1 ./...
+
+integration: build
+	@set -euo pipefail; \
+	trap 'test/env/runtime.sh down' EXIT; \
+	endpoint=$$(test/env/runtime.sh up | tail -n1 | sed 's/^CONTAINER_RUNTIME_ENDPOINT=//'); \
+	BERTH_BIN=$(CURDIR)/$(BIN) CONTAINER_RUNTIME_ENDPOINT=$$endpoint \
+		$(GO) test -tags integration -count=1 -timeout 30m -v ./test/integration/
+
+clean:
+	rm -rf bin

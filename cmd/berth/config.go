@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Configuration is Berth's config file: a subset of the kubelet's KubeletConfiguration
+// (kubelet.config.k8s.io/v1beta1), with the same field names, defaults and meaning. A field Berth
+// does not implement is an error that names it, never silently ignored.
+type Configuration struct {
+	Kind       string `json:"kind,omitempty"`
+	APIVersion string `json:"apiVersion,omitempty"`
+
+	StaticPodPath            string          `json:"staticPodPath,omitempty"`
+	FileCheckFrequency       metav1.Duration `json:"fileCheckFrequency,omitempty"`
+	SyncFrequency            metav1.Duration `json:"syncFrequency,omitempty"`
+	ContainerRuntimeEndpoint string          `json:"containerRuntimeEndpoint,omitempty"`
+	RuntimeRequestTimeout    metav1.Duration `json:"runtimeRequestTimeout,omitempty"`
+	PodLogsDir               string          `json:"podLogsDir,omitempty"`
+	MaxPods                  int32           `json:"maxPods,omitempty"`
+	ResolverConfig           *string         `json:"resolvConf,omitempty"`
+	ClusterDNS               []string        `json:"clusterDNS,omitempty"`
+	ClusterDomain            string          `json:"clusterDomain,omitempty"`
+}
+
+const (
+	configKind       = "KubeletConfiguration"
+	configAPIVersion = "kubelet.config.k8s.io/v1beta1"
+)
+
+// defaultConfiguration holds the kubelet's defaults for the fields Berth supports.
+func defaultConfiguration() Configuration {
+	resolv := "/etc/resolv.conf"
+	return Configuration{
+		FileCheckFrequency:       metav1.Duration{Duration: 20 * time.Second},
+		SyncFrequency:            metav1.Duration{Duration: time.Minute},
+		ContainerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
+		RuntimeRequestTimeout:    metav1.Duration{Duration: 2 * time.Minute},
+		PodLogsDir:               "/var/log/pods",
+		MaxPods:                  110,
+		ResolverConfig:           &resolv,
+	}
+}
+
+// loadConfigFile reads path over the defaults. Unknown fields and a wrong kind are errors that name
+// the file and the field.
+func loadConfigFile(path string, into *Configuration) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var c Configuration
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return fmt.Errorf("config file %s: %s", path, cleanYAMLError(err))
+	}
+	if c.Kind != "" && c.Kind != configKind {
+		return fmt.Errorf("config file %s: kind is %q, want %q", path, c.Kind, configKind)
+	}
+	if c.APIVersion != "" && c.APIVersion != configAPIVersion {
+		return fmt.Errorf("config file %s: apiVersion is %q, want %q", path, c.APIVersion, configAPIVersion)
+	}
+	// Overlay what the file sets on the defaults.
+	if c.StaticPodPath != "" {
+		into.StaticPodPath = c.StaticPodPath
+	}
+	if c.FileCheckFrequency.Duration != 0 {
+		into.FileCheckFrequency = c.FileCheckFrequency
+	}
+	if c.SyncFrequency.Duration != 0 {
+		into.SyncFrequency = c.SyncFrequency
+	}
+	if c.ContainerRuntimeEndpoint != "" {
+		into.ContainerRuntimeEndpoint = c.ContainerRuntimeEndpoint
+	}
+	if c.RuntimeRequestTimeout.Duration != 0 {
+		into.RuntimeRequestTimeout = c.RuntimeRequestTimeout
+	}
+	if c.PodLogsDir != "" {
+		into.PodLogsDir = c.PodLogsDir
+	}
+	if c.MaxPods != 0 {
+		into.MaxPods = c.MaxPods
+	}
+	if c.ResolverConfig != nil {
+		into.ResolverConfig = c.ResolverConfig
+	}
+	if c.ClusterDNS != nil {
+		into.ClusterDNS = c.ClusterDNS
+	}
+	if c.ClusterDomain != "" {
+		into.ClusterDomain = c.ClusterDomain
+	}
+	return into.validate(path)
+}
+
+// cleanYAMLError turns `error unmarshaling JSON: while decoding JSON: json: unknown field "x"` into
+// `unknown field "x"`.
+func cleanYAMLError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "json: "); i >= 0 {
+		msg = msg[i+len("json: "):]
+	}
+	return msg
+}
+
+func (c *Configuration) validate(where string) error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s: %s", where, field, fmt.Sprintf(format, a...)))
+	}
+	if c.FileCheckFrequency.Duration < 0 {
+		bad("fileCheckFrequency", "must not be negative")
+	}
+	if c.SyncFrequency.Duration < 0 {
+		bad("syncFrequency", "must not be negative")
+	}
+	if c.RuntimeRequestTimeout.Duration <= 0 {
+		bad("runtimeRequestTimeout", "must be positive")
+	}
+	if c.MaxPods < 0 {
+		bad("maxPods", "must not be negative")
+	}
+	if c.PodLogsDir != "" && !strings.HasPrefix(c.PodLogsDir, "/") {
+		bad("podLogsDir", "must be an absolute path, got %q", c.PodLogsDir)
+	}
+	return errors.Join(errs...)
+}
+
+// daemonFlags are the command-line flags of `berth`, named as the kubelet's. Flags win over the
+// config file.
+type daemonFlags struct {
+	config                   string
+	containerRuntimeEndpoint string
+	podManifestPath          string
+	rootDir                  string
+	hostnameOverride         string
+	nodeIP                   string
+	logLevel                 string
+	logFormat                string
+}
+
+func (f *daemonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "config file (KubeletConfiguration field names; flags override it)")
+	fs.StringVar(&f.containerRuntimeEndpoint, "container-runtime-endpoint", "", "CRI runtime socket (default unix:///run/containerd/containerd.sock)")
+	fs.StringVar(&f.podManifestPath, "pod-manifest-path", "", "directory of static pod manifests (staticPodPath)")
+	fs.StringVar(&f.rootDir, "root-dir", "/var/lib/berth", "directory for Berth's state and its local socket")
+	fs.StringVar(&f.hostnameOverride, "hostname-override", "", "node name to use instead of the hostname")
+	fs.StringVar(&f.nodeIP, "node-ip", "", "IP address(es) of the node, comma-separated (default: the address of the default route's interface)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+}
+
+// resolve merges defaults, the config file and the flags that were set.
+func (f *daemonFlags) resolve(set map[string]bool) (Configuration, error) {
+	c := defaultConfiguration()
+	if f.config != "" {
+		if err := loadConfigFile(f.config, &c); err != nil {
+			return c, err
+		}
+	}
+	if set["container-runtime-endpoint"] {
+		c.ContainerRuntimeEndpoint = f.containerRuntimeEndpoint
+	}
+	if set["pod-manifest-path"] {
+		c.StaticPodPath = f.podManifestPath
+	}
+	return c, c.validate("flags")
+}

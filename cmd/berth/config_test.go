@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		flags   []string
+		wantErr string
+		check   func(t *testing.T, c Configuration)
+	}{
+		{
+			name: "defaults are the kubelet's",
+			body: "kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.FileCheckFrequency.Duration != 20*time.Second || c.RuntimeRequestTimeout.Duration != 2*time.Minute ||
+					c.MaxPods != 110 || c.PodLogsDir != "/var/log/pods" || c.SyncFrequency.Duration != time.Minute {
+					t.Errorf("defaults: %+v", c)
+				}
+			},
+		},
+		{
+			name: "fields are read",
+			body: "staticPodPath: /etc/berth/manifests\nfileCheckFrequency: 5s\ncontainerRuntimeEndpoint: unix:///x.sock\nruntimeRequestTimeout: 30s\npodLogsDir: /logs\nmaxPods: 20\nclusterDNS: [10.0.0.10]\nclusterDomain: cluster.local\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.StaticPodPath != "/etc/berth/manifests" || c.FileCheckFrequency.Duration != 5*time.Second ||
+					c.ContainerRuntimeEndpoint != "unix:///x.sock" || c.RuntimeRequestTimeout.Duration != 30*time.Second ||
+					c.PodLogsDir != "/logs" || c.MaxPods != 20 || c.ClusterDNS[0] != "10.0.0.10" || c.ClusterDomain != "cluster.local" {
+					t.Errorf("read: %+v", c)
+				}
+			},
+		},
+		{
+			name:  "flags override the file",
+			body:  "staticPodPath: /from/file\ncontainerRuntimeEndpoint: unix:///file.sock\n",
+			flags: []string{"--pod-manifest-path=/from/flag", "--container-runtime-endpoint=unix:///flag.sock"},
+			check: func(t *testing.T, c Configuration) {
+				if c.StaticPodPath != "/from/flag" || c.ContainerRuntimeEndpoint != "unix:///flag.sock" {
+					t.Errorf("override: %+v", c)
+				}
+			},
+		},
+		{name: "unknown field is named", body: "staticPodPath: /x\nstaticPodPth: /y\n", wantErr: `unknown field "staticPodPth"`},
+		{name: "unsupported kubelet field is named", body: "cgroupDriver: systemd\n", wantErr: `unknown field "cgroupDriver"`},
+		{name: "wrong kind", body: "kind: Pod\n", wantErr: `kind is "Pod"`},
+		{name: "bad duration", body: "fileCheckFrequency: often\n", wantErr: "often"},
+		{name: "negative maxPods", body: "maxPods: -1\n", wantErr: "maxPods: must not be negative"},
+		{name: "relative podLogsDir", body: "podLogsDir: logs\n", wantErr: "podLogsDir: must be an absolute path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeConfig(t, tt.body)
+			c, err := parseDaemonArgs(append([]string{"--config=" + path}, tt.flags...))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tt.wantErr)
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("err = %v, want it to name the file", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c.config)
+		})
+	}
+}
+
+func TestConfigFileMissing(t *testing.T) {
+	_, err := parseDaemonArgs([]string{"--config=/does/not/exist.yaml"})
+	if err == nil || !strings.Contains(err.Error(), "/does/not/exist.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}

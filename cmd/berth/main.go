@@ -1,0 +1,218 @@
+// Command berth is a kubelet-class node agent: it runs the pods meant for this node through the
+// CRI of the local container runtime.
+//
+//	berth [flags]            run the agent (as `kubelet` does)
+//	berth version            print the version
+//	berth pods [-o json]     show the pods on this node, from the running agent
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/agent"
+	"github.com/berth-dev/berth/cri"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "v0.1.0-dev"
+
+func main() {
+	args := os.Args[1:]
+	var err error
+	switch {
+	case len(args) > 0 && args[0] == "version":
+		fmt.Printf("berth %s\n", version)
+		return
+	case len(args) > 0 && args[0] == "pods":
+		err = runPods(args[1:], os.Stdout)
+	default:
+		err = runDaemon(args)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type daemonArgs struct {
+	flags  daemonFlags
+	config Configuration
+}
+
+func parseDaemonArgs(args []string) (*daemonArgs, error) {
+	fs := flag.NewFlagSet("berth", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	d := &daemonArgs{}
+	d.flags.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (commands: version, pods)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c, err := d.flags.resolve(set)
+	if err != nil {
+		return nil, err
+	}
+	d.config = c
+	return d, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// runtimeWait bounds how long startup waits for the runtime before it gives up with an error that
+// says what is missing (under systemd, Restart=always then tries again).
+const runtimeWait = 30 * time.Second
+
+func runDaemon(args []string) error {
+	d, err := parseDaemonArgs(args)
+	if err != nil {
+		return err
+	}
+	c := d.config
+	log, err := newLogger(d.flags.logLevel, d.flags.logFormat)
+	if err != nil {
+		return err
+	}
+	if err := checkRootDir(d.flags.rootDir); err != nil {
+		return err
+	}
+	if c.StaticPodPath != "" {
+		if st, err := os.Stat(c.StaticPodPath); err != nil || !st.IsDir() {
+			return fmt.Errorf("static pod path %s is not a directory: create it, or set --pod-manifest-path / staticPodPath", c.StaticPodPath)
+		}
+	}
+	nodeName, err := nodeName(d.flags.hostnameOverride)
+	if err != nil {
+		return err
+	}
+	nodeIPs, err := nodeIPs(d.flags.nodeIP)
+	if err != nil {
+		return err
+	}
+	resolv := cri.ResolvConf{}
+	if p := *c.ResolverConfig; p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("resolvConf %s: %w (set resolvConf: \"\" in the config file to use none)", p, err)
+		}
+		resolv = cri.ParseResolvConf(data)
+	}
+	memory, err := memoryCapacity()
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	client, err := cri.NewClient(cri.ClientConfig{Endpoint: c.ContainerRuntimeEndpoint, Timeout: c.RuntimeRequestTimeout.Duration})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	wctx, cancel := context.WithTimeout(ctx, runtimeWait)
+	v, err := client.WaitReady(wctx, log)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	log.Info("connected to the container runtime", "endpoint", c.ContainerRuntimeEndpoint,
+		"runtime", v.RuntimeName, "version", v.RuntimeVersion, "criVersion", v.RuntimeApiVersion)
+
+	a, err := agent.New(agent.Config{
+		NodeName:           nodeName,
+		RootDir:            d.flags.rootDir,
+		PodLogsDir:         c.PodLogsDir,
+		StaticPodPath:      c.StaticPodPath,
+		FileCheckFrequency: c.FileCheckFrequency.Duration,
+		SyncFrequency:      c.SyncFrequency.Duration,
+		MaxPods:            int(c.MaxPods),
+		HostResolvConf:     resolv,
+		ClusterDNS:         c.ClusterDNS,
+		ClusterDomain:      c.ClusterDomain,
+		NodeIPs:            nodeIPs,
+		NodeMemoryCapacity: memory,
+		Runtime:            client,
+		RuntimeName:        v.RuntimeName,
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.ServeLocal(ctx, d.flags.rootDir); err != nil {
+		return err
+	}
+	log.Info("berth started", "version", version, "node", nodeName, "nodeIPs", nodeIPs,
+		"staticPodPath", c.StaticPodPath, "rootDir", d.flags.rootDir, "localSocket", agent.SocketPath(d.flags.rootDir))
+	err = a.Run(ctx)
+	log.Info("berth stopped; pods keep running")
+	return err
+}
+
+// checkRootDir makes the root dir and proves it writable, so a read-only or mistyped path fails
+// at startup with one clear line rather than at the first pod.
+func checkRootDir(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("root dir %q must be an absolute path (--root-dir)", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("root dir %s cannot be created: %v (set --root-dir to a writable directory)", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-")
+	if err != nil {
+		return fmt.Errorf("root dir %s is not writable: %v (set --root-dir to a writable directory, or run as root)", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// nodeName is --hostname-override or the hostname, lowercased as the kubelet does.
+func nodeName(override string) (string, error) {
+	name := override
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("cannot read the hostname: %v (set --hostname-override)", err)
+		}
+		name = h
+	}
+	name = strings.ToLower(strings.TrimSpace(name))
+	if name == "" {
+		return "", errors.New("node name is empty: set --hostname-override")
+	}
+	return name, nil
+}
