@@ -3,22 +3,22 @@
 //
 // The flow goes one way:
 //
-//	sources ──SourceUpdate──▶ Agent.apply ──update/remove──▶ podWorkers ──▶ one podWorker per UID
-//	(staticSource: the         (diff per source,                              │ CRI calls (Runtime)
-//	 manifest directory)        admission: maxPods)                           ▼
-//	                                                                       runtime ◀── relist (1 s):
-//	                        statusStore ◀── status after every sync ──────────┘   wakes the worker of
-//	                        (berth pods, GET /pods on berth.sock)                 every pod that changed
+//		sources ──SourceUpdate──▶ Agent.apply ──update/remove──▶ podWorkers ──▶ one podWorker per UID
+//		(staticSource: the         (diff per source,                              │ CRI calls (Runtime)
+//		 manifest directory)        admission: maxPods)                           ▼
+//		                                                                       runtime ◀── relist (1 s):
+//		                        statusStore ◀── status after every sync ──────────┘   wakes the worker of
+//		                        (berth pods, GET /pods on berth.sock)                 every pod that changed
 //
-//   - Sources (static_source.go) validate manifests and send full snapshots; they never touch the
-//     runtime. A broken manifest is a ManifestError beside the pods, never a stop.
-//   - A podWorker (pod_worker.go) is the only writer to the runtime for its pod. Each sync
-//     (pod_sync.go) reads the pod's sandboxes and containers from the runtime (pod_runtime.go), makes
-//     one step towards the spec — sandbox, image, init containers in order, app containers — applies
-//     the restart policy with the crash-loop back-off (backoff.go), removes dead instances beyond
-//     the newest, and publishes the status computed from the runtime (pod_status.go).
-//   - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
-//     workers, and, once every source has reported, terminates pods no source wants.
+//	  - Sources (static_source.go) validate manifests and send full snapshots; they never touch the
+//	    runtime. A broken manifest is a ManifestError beside the pods, never a stop.
+//	  - A podWorker (pod_worker.go) is the only writer to the runtime for its pod. Each sync
+//	    (pod_sync.go) reads the pod's sandboxes and containers from the runtime (pod_runtime.go), makes
+//	    one step towards the spec — sandbox, image, init containers in order, app containers — applies
+//	    the restart policy with the crash-loop back-off (backoff.go), removes dead instances beyond
+//	    the newest, and publishes the status computed from the runtime (pod_status.go).
+//	  - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
+//	    workers, and, once every source has reported, terminates pods no source wants.
 //
 // State that survives a restart lives in the runtime: the labels and annotations of cri/labels.go
 // (pod UID, names, container name, restart count, spec hash) let a new Berth adopt every sandbox and

@@ -6,8 +6,8 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/cri"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // podRuntime is what the runtime holds of one pod, read afresh at the start of every sync: the
