@@ -3,6 +3,7 @@ package fakecri
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -314,10 +315,8 @@ func (s *Server) CreateContainer(_ context.Context, req *runtimeapi.CreateContai
 		createdAt: now(),
 	}
 	if lp := cfg.GetLogPath(); lp != "" {
-		c.logPath = sb.config.GetLogDirectory() + "/" + lp
-		if sb.config.GetLogDirectory() == "" {
-			c.logPath = lp
-		}
+		// As containerd: the container's log path is relative to the sandbox's log directory.
+		c.logPath = filepath.Join(sb.config.GetLogDirectory(), lp)
 	}
 	s.containers[c.id] = c
 	s.names[name] = c.id
