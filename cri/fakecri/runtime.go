@@ -101,6 +101,12 @@ func (s *Server) RunPodSandbox(_ context.Context, req *runtimeapi.RunPodSandboxR
 	if md.Name == "" || md.Namespace == "" || md.Uid == "" {
 		return nil, status.Errorf(codes.InvalidArgument, "sandbox metadata must include name, namespace and uid: %v", md)
 	}
+	hostNetwork := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	if hostNetwork && cfg.GetHostname() != "" {
+		// The containerd on Berth's machines fails such a sandbox: it would have to set the
+		// node's own hostname.
+		return nil, status.Errorf(codes.InvalidArgument, "host network sandbox %q must not set a hostname (got %q)", md.Name, cfg.GetHostname())
+	}
 	name := strings.Join([]string{md.Name, md.Namespace, md.Uid, fmt.Sprint(md.Attempt)}, "_")
 
 	s.mu.Lock()
@@ -116,7 +122,7 @@ func (s *Server) RunPodSandbox(_ context.Context, req *runtimeapi.RunPodSandboxR
 		state:     runtimeapi.PodSandboxState_SANDBOX_READY,
 		createdAt: now(),
 	}
-	if cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() != runtimeapi.NamespaceMode_NODE {
+	if !hostNetwork {
 		s.nextIP++
 		n := s.nextIP
 		// 127.99.0.1 .. 127.99.255.254, then around again.

@@ -17,6 +17,8 @@
 //   - Each sandbox gets a fake IP from 127.99.0.0/16, a loopback range, so that a test which
 //     dials a pod IP (a probe, say) never sends traffic off the machine; host network sandboxes
 //     get none. A stopped sandbox reports no IP.
+//   - A host network sandbox that sets a hostname is refused (codes.InvalidArgument), as the
+//     containerd on Berth's machines refuses it.
 //   - Sandbox and container names (name_namespace_uid_attempt, container_sandbox..._attempt) are
 //     reserved as in containerd: creating the same one twice fails with codes.AlreadyExists.
 //   - CreateContainer with an image that is not present fails with codes.NotFound, as containerd
@@ -121,7 +123,9 @@ func New(cfg Config) *Server {
 		},
 	}
 	for _, ref := range cfg.Images {
-		s.addImage(ref)
+		if ref != "" {
+			s.addImage(ref)
+		}
 	}
 	return s
 }

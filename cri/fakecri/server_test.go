@@ -204,7 +204,11 @@ func TestSandboxLifecycle(t *testing.T) {
 		t.Errorf("two sandboxes share ip %s", ip1)
 	}
 
-	// Host network sandboxes get no IP.
+	// Host network sandboxes get no IP, and must not set a hostname.
+	hostCfg := sandboxConfig("host", true)
+	hostCfg.Hostname = "host"
+	_, err = c.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: hostCfg})
+	wantCode(t, err, codes.InvalidArgument)
 	hostID := runSandbox(t, c, sandboxConfig("host", true))
 	if ip := sandboxStatus(t, c, hostID).Network.GetIp(); ip != "" {
 		t.Errorf("host network sandbox ip = %q", ip)
