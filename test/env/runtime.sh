@@ -494,11 +494,16 @@ cleanup_cgroups() {
 
 # safe_rm PATH...: remove, unless something is still mounted below (rm would cross into it).
 safe_rm() {
-	local p
+	local p m mounted busy
+	mounted=$(mounts_under "$@")
 	for p in "$@"; do
 		[[ -e $p || -L $p ]] || continue
-		if [[ -n $(mounts_under "$p") ]]; then
-			say "not removing $p: still mounted below it"
+		busy=
+		while IFS= read -r m; do
+			[[ -n $m && ($m == "$p" || $m == "$p"/*) ]] && busy=$m
+		done <<<"$mounted"
+		if [[ -n $busy ]]; then
+			say "not removing $p: $busy is still mounted"
 			continue
 		fi
 		rm -rf --one-file-system "$p"
