@@ -205,8 +205,12 @@ func (s *staticSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 	}
 }
 
+// addWatch watches the directory. A missing directory is not logged: scan reports it.
 func (s *staticSource) addWatch(w *fsnotify.Watcher) bool {
 	if err := w.Add(s.dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
 		s.log.Warn("cannot watch the static pod directory; changes are seen at the next rescan", "dir", s.dir, "rescan", s.rescan, "err", err)
 		return false
 	}

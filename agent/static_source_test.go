@@ -577,3 +577,35 @@ func TestStaticSourceRunRescan(t *testing.T) {
 		t.Fatal("the rescan did not find the edit")
 	}
 }
+
+// TestStaticSourceRunDirectoryRecreated: the watch goes with a removed directory; the rescan
+// notices the directory coming back, watches it again, and events work again.
+func TestStaticSourceRunDirectoryRecreated(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "manifests")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeManifest(t, dir, "web.yaml", podYAML("web", "nginx"))
+	s, fc, logs := newTestSource(t, dir)
+	s.rescan = time.Hour // stepping by the debounce never reaches it within the test
+	r := startSource(t, s)
+	wantSnapshot(t, <-r.out, []string{"default/web-node-1"}, 0)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	r.next(t, fc, s.debounce, func(u SourceUpdate) bool { return len(u.Pods) == 0 && len(u.Errors) == 1 })
+
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fc.Step(s.rescan) // finds the empty directory and watches it again
+	r.next(t, fc, 0, func(u SourceUpdate) bool { return len(u.Pods) == 0 && len(u.Errors) == 0 })
+
+	writeManifest(t, dir, "web.yaml", podYAML("web", "nginx")) // seen through the new watch
+	r.next(t, fc, s.debounce, hasPods("default/web-node-1"))
+	if strings.Contains(logs.String(), "cannot watch") {
+		t.Errorf("a missing directory was logged as a watch failure:\n%s", logs)
+	}
+}
