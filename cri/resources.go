@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"github.com/berth-dev/berth/cgroups"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -104,54 +105,13 @@ func oomScoreAdj(pod *v1.Pod, c *v1.Container, nodeMemoryCapacity int64) int64 {
 	return min(max(adj, burstableMinOOMScore), burstableMaxOOMScore)
 }
 
-// podQOSClass is the pod's QoS class: status.qosClass when the API server set it, otherwise
-// computed as Kubernetes documents it from the CPU and memory requests and limits of all the
-// (init and app) containers, or of the pod-level resources when those are set:
-//   - BestEffort: no CPU or memory request or limit anywhere;
-//   - Guaranteed: every container has CPU and memory limits, and requests equal to them (a
-//     request left unset defaults to the limit);
-//   - Burstable: anything else.
+// podQOSClass is the pod's QoS class: status.qosClass when the API server set it, otherwise the
+// class cgroups.QOSClass computes.
 func podQOSClass(pod *v1.Pod) v1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
 		return pod.Status.QOSClass
 	}
-	if r := pod.Spec.Resources; r != nil && (hasCPUOrMemory(r.Requests) || hasCPUOrMemory(r.Limits)) {
-		return qosOf([]v1.ResourceRequirements{*r})
-	}
-	reqs := make([]v1.ResourceRequirements, 0, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
-	for i := range pod.Spec.InitContainers {
-		reqs = append(reqs, pod.Spec.InitContainers[i].Resources)
-	}
-	for i := range pod.Spec.Containers {
-		reqs = append(reqs, pod.Spec.Containers[i].Resources)
-	}
-	return qosOf(reqs)
-}
-
-func qosOf(reqs []v1.ResourceRequirements) v1.PodQOSClass {
-	some, guaranteed := false, true
-	for _, r := range reqs {
-		if hasCPUOrMemory(r.Requests) || hasCPUOrMemory(r.Limits) {
-			some = true
-		}
-		for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-			limit, ok := r.Limits[name]
-			if !ok || limit.IsZero() {
-				guaranteed = false
-				continue
-			}
-			if request, ok := r.Requests[name]; ok && !request.IsZero() && request.Cmp(limit) != 0 {
-				guaranteed = false
-			}
-		}
-	}
-	switch {
-	case !some:
-		return v1.PodQOSBestEffort
-	case guaranteed:
-		return v1.PodQOSGuaranteed
-	}
-	return v1.PodQOSBurstable
+	return cgroups.QOSClass(pod)
 }
 
 func hasCPUOrMemory(l v1.ResourceList) bool {
