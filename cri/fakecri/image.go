@@ -216,7 +216,7 @@ func (s *Server) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageReque
 func (s *Server) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ts := now()
+	ts := s.now()
 	return &runtimeapi.ImageFsInfoResponse{
 		ImageFilesystems: []*runtimeapi.FilesystemUsage{{
 			Timestamp:  ts,

@@ -120,7 +120,7 @@ func (s *Server) RunPodSandbox(_ context.Context, req *runtimeapi.RunPodSandboxR
 		config:    cfg,
 		handler:   req.GetRuntimeHandler(),
 		state:     runtimeapi.PodSandboxState_SANDBOX_READY,
-		createdAt: now(),
+		createdAt: s.now(),
 	}
 	if !hostNetwork {
 		s.nextIP++
@@ -193,7 +193,7 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.PodSandboxStatusResponse{Status: s.sandboxStatus(sb), Timestamp: now()}, nil
+	return &runtimeapi.PodSandboxStatusResponse{Status: s.sandboxStatus(sb), Timestamp: s.now()}, nil
 }
 
 func (s *Server) sandboxStatus(sb *sandbox) *runtimeapi.PodSandboxStatus {
@@ -318,7 +318,7 @@ func (s *Server) CreateContainer(_ context.Context, req *runtimeapi.CreateContai
 		imageName: imageName,
 		resources: cfg.GetLinux().GetResources(),
 		state:     runtimeapi.ContainerState_CONTAINER_CREATED,
-		createdAt: now(),
+		createdAt: s.now(),
 	}
 	if lp := cfg.GetLogPath(); lp != "" {
 		// As containerd: the container's log path is relative to the sandbox's log directory.
@@ -345,7 +345,7 @@ func (s *Server) StartContainer(_ context.Context, req *runtimeapi.StartContaine
 		return nil, status.Errorf(codes.FailedPrecondition, "sandbox container %q is not running", c.sandboxID)
 	}
 	c.state = runtimeapi.ContainerState_CONTAINER_RUNNING
-	c.startedAt = now()
+	c.startedAt = s.now()
 	s.emitContainerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
@@ -377,7 +377,7 @@ func (s *Server) exitContainer(c *container, exitCode int32, reason, message str
 	}
 	c.state = runtimeapi.ContainerState_CONTAINER_EXITED
 	c.exitCode, c.reason, c.message = exitCode, reason, message
-	c.finishedAt = now()
+	c.finishedAt = s.now()
 	if c.startedAt == 0 {
 		c.startedAt = c.finishedAt
 	}
@@ -612,7 +612,7 @@ func (s *Server) emitContainerEvent(c *container, t runtimeapi.ContainerEventTyp
 	if len(s.subscribers) == 0 {
 		return
 	}
-	ev := &runtimeapi.ContainerEventResponse{ContainerId: c.id, ContainerEventType: t, CreatedAt: now()}
+	ev := &runtimeapi.ContainerEventResponse{ContainerId: c.id, ContainerEventType: t, CreatedAt: s.now()}
 	if sb := s.sandboxes[c.sandboxID]; sb != nil {
 		ev.PodSandboxStatus = s.sandboxStatus(sb)
 		ev.ContainersStatuses = s.sandboxContainerStatuses(sb.id)
@@ -627,7 +627,7 @@ func (s *Server) emitSandboxEvent(sb *sandbox, t runtimeapi.ContainerEventType) 
 	s.publish(&runtimeapi.ContainerEventResponse{
 		ContainerId:        sb.id,
 		ContainerEventType: t,
-		CreatedAt:          now(),
+		CreatedAt:          s.now(),
 		PodSandboxStatus:   s.sandboxStatus(sb),
 		ContainersStatuses: s.sandboxContainerStatuses(sb.id),
 	})

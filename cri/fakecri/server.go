@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/utils/clock"
 )
 
 // Version facts the server reports.
@@ -64,6 +65,8 @@ type Config struct {
 	Images []string
 	// CgroupDriver is what RuntimeConfig reports; the zero value is SYSTEMD.
 	CgroupDriver runtimeapi.CgroupDriver
+	// Clock stamps sandboxes and containers; the real clock if nil.
+	Clock clock.PassiveClock
 }
 
 // ExecCall is one ExecSync call, as recorded by the server.
@@ -81,7 +84,8 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
-	cfg Config
+	cfg   Config
+	clock clock.PassiveClock
 
 	mu          sync.Mutex
 	sandboxes   map[string]*sandbox
@@ -107,8 +111,12 @@ type Server struct {
 
 // New returns a fake runtime with cfg.Images present. Serve starts serving it.
 func New(cfg Config) *Server {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	s := &Server{
 		cfg:         cfg,
+		clock:       cfg.Clock,
 		sandboxes:   map[string]*sandbox{},
 		containers:  map[string]*container{},
 		images:      map[string]*image{},
@@ -349,7 +357,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func now() int64 { return time.Now().UnixNano() }
+// now is the runtime's time: Config.Clock's, so tests that drive a fake clock see timestamps
+// (created, started, finished) on the same time line.
+func (s *Server) now() int64 { return s.clock.Now().UnixNano() }
 
 // findByID looks an id up in m: exactly, or as the unique prefix of one id.
 func findByID[T any](m map[string]T, id, kind string) (T, error) {

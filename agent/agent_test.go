@@ -1,0 +1,375 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/cri/fakecri"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// fakeNode is an agent on a fake CRI runtime (a real gRPC server, spoken to by the real client) with
+// a fake clock shared by both, so back-off and grace periods are asserted without waiting.
+type fakeNode struct {
+	t         *testing.T
+	srv       *fakecri.Server
+	rt        *recordingRuntime
+	clock     *clocktesting.FakeClock
+	manifests string
+	logs      string
+	agent     *Agent
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// recordingRuntime notes the grace period of every StopContainer call.
+type recordingRuntime struct {
+	*cri.Client
+	mu     sync.Mutex
+	graces []int64
+}
+
+func (r *recordingRuntime) StopContainer(ctx context.Context, id string, grace int64) error {
+	r.mu.Lock()
+	r.graces = append(r.graces, grace)
+	r.mu.Unlock()
+	return r.Client.StopContainer(ctx, id, grace)
+}
+
+func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
+	t.Helper()
+	dir := t.TempDir()
+	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
+	srv := fakecri.New(fakecri.Config{Images: []string{"busybox"}, Clock: clk})
+	if err := srv.Serve(filepath.Join(dir, "cri.sock")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	client, err := cri.NewClient(cri.ClientConfig{Endpoint: srv.Endpoint(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	n := &fakeNode{t: t, srv: srv, rt: &recordingRuntime{Client: client}, clock: clk,
+		manifests: filepath.Join(dir, "manifests"), logs: filepath.Join(dir, "logs")}
+	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range manifests {
+		n.write(name, body)
+	}
+	n.start()
+	return n
+}
+
+func (n *fakeNode) write(name, body string) {
+	if err := os.WriteFile(filepath.Join(n.manifests, name), []byte(body), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *fakeNode) start() {
+	n.t.Helper()
+	a, err := New(Config{
+		NodeName:      "node",
+		PodLogsDir:    n.logs,
+		StaticPodPath: n.manifests,
+		Runtime:       n.rt,
+		RuntimeName:   "fakecri",
+		NodeIPs:       []string{"192.0.2.10"},
+		Clock:         n.clock,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.agent, n.cancel, n.done = a, cancel, make(chan struct{})
+	go func() { a.Run(ctx); close(n.done) }()
+	n.t.Cleanup(n.stop)
+}
+
+func (n *fakeNode) stop() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+// waitView polls the local view in real time (the agent's goroutines run freely; only their
+// timers are on the fake clock).
+func (n *fakeNode) waitView(what string, cond func(PodList) bool) PodList {
+	n.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l := n.agent.PodList()
+		if cond(l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("timed out waiting for %s; view: %+v", what, l)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// settle lets the agent's goroutines react to a clock step, then checks cond still holds: used to
+// prove that something does NOT happen before its time.
+func (n *fakeNode) holds(what string, cond func(PodList) bool) {
+	n.t.Helper()
+	for range 20 {
+		if l := n.agent.PodList(); !cond(l) {
+			n.t.Fatalf("%s no longer holds: %+v", what, l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tick steps the fake clock by d in relist-sized steps, so the relist runs along the way.
+func (n *fakeNode) tick(d time.Duration) {
+	for d > 0 {
+		s := min(d, time.Second)
+		n.clock.Step(s)
+		d -= s
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pod(name, policy, extra string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  restartPolicy: %s
+  terminationGracePeriodSeconds: 7
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+%s`, name, policy, extra)
+}
+
+func viewPod(l PodList, name string) *PodView {
+	for i := range l.Pods {
+		if l.Pods[i].Name == name+"-node" {
+			return &l.Pods[i]
+		}
+	}
+	return nil
+}
+
+func runningWith(name string, restarts int) func(PodList) bool {
+	return func(l PodList) bool {
+		p := viewPod(l, name)
+		return p != nil && p.Phase == "Running" && p.Ready == 1 && p.Restarts == restarts && p.Containers[0].State == "running"
+	}
+}
+
+// TestCrashLoopBackOff drives a container that keeps dying: the first restart comes at once, then
+// after 10s, then 20s — not a moment before — with CrashLoopBackOff shown meanwhile.
+func TestCrashLoopBackOff(t *testing.T) {
+	n := newFakeNode(t, map[string]string{"crash.yaml": pod("crash", "Always", "")})
+	l := n.waitView("running", runningWith("crash", 0))
+
+	kill := func(l PodList) {
+		if err := n.srv.SetContainerExited(viewPod(l, "crash").Containers[0].ID, 1, "Error"); err != nil {
+			t.Fatal(err)
+		}
+		n.tick(time.Second) // the relist notices
+	}
+	kill(l)
+	l = n.waitView("first restart at once", runningWith("crash", 1))
+
+	for _, delay := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second} {
+		kill(l)
+		backingOff := func(l PodList) bool {
+			p := viewPod(l, "crash")
+			return p != nil && strings.Contains(p.Error, "CrashLoopBackOff") && strings.Contains(p.Error, fmt.Sprintf("back-off %s", delay))
+		}
+		l = n.waitView("CrashLoopBackOff "+delay.String(), backingOff)
+		restarts := viewPod(l, "crash").Restarts
+		n.tick(delay - 2*time.Second) // 1s already passed in kill(), 1s short of the delay
+		n.holds("still backing off before "+delay.String(), backingOff)
+		n.tick(2 * time.Second)
+		l = n.waitView("restart after "+delay.String(), runningWith("crash", restarts+1))
+	}
+	// Only the newest dead instance is kept beside the running one.
+	if c := n.srv.Calls()["RemoveContainer"]; c == 0 {
+		t.Errorf("no dead container was garbage-collected")
+	}
+	cs, err := n.rt.ListContainers(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 {
+		t.Errorf("runtime holds %d instances, want 2 (running + newest dead)", len(cs))
+	}
+}
+
+// TestRestartPolicyOnFailureAndNever: OnFailure restarts a failure but not a success; Never
+// restarts nothing and the pod fails.
+func TestRestartPolicyOnFailureAndNever(t *testing.T) {
+	n := newFakeNode(t, map[string]string{
+		"ok.yaml":    pod("ok", "OnFailure", ""),
+		"fail.yaml":  pod("fail", "OnFailure", ""),
+		"never.yaml": pod("never", "Never", ""),
+	})
+	l := n.waitView("all running", func(l PodList) bool {
+		return runningWith("ok", 0)(l) && runningWith("fail", 0)(l) && runningWith("never", 0)(l)
+	})
+	for name, code := range map[string]int32{"ok": 0, "fail": 2, "never": 2} {
+		if err := n.srv.SetContainerExited(viewPod(l, name).Containers[0].ID, code, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.tick(time.Second)
+	n.waitView("final states", func(l PodList) bool {
+		ok, never := viewPod(l, "ok"), viewPod(l, "never")
+		return ok.Phase == "Succeeded" && ok.Restarts == 0 &&
+			runningWith("fail", 1)(l) &&
+			never.Phase == "Failed" && never.Restarts == 0 && *never.Containers[0].ExitCode == 2
+	})
+}
+
+// TestRemovedPodTerminatedWithGrace: deleting a manifest stops the containers with the pod's grace
+// period and removes sandbox, containers and the log directory.
+func TestRemovedPodTerminatedWithGrace(t *testing.T) {
+	n := newFakeNode(t, map[string]string{"web.yaml": pod("web", "Always", "")})
+	l := n.waitView("running", runningWith("web", 0))
+	uid := viewPod(l, "web").UID
+	logDir := filepath.Join(n.logs, "default_web-node_"+uid)
+	if _, err := os.Stat(logDir); err != nil {
+		t.Fatalf("pod log dir: %v", err)
+	}
+	if err := os.Remove(filepath.Join(n.manifests, "web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(n.agent.PodList().Pods) > 0 {
+		n.clock.Step(200 * time.Millisecond) // the source's debounce runs on the fake clock
+		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatal("pod not removed")
+		}
+	}
+	sbs, _ := n.rt.ListPodSandbox(context.Background(), nil)
+	cs, _ := n.rt.ListContainers(context.Background(), nil)
+	if len(sbs) != 0 || len(cs) != 0 {
+		t.Errorf("left in the runtime: %d sandboxes, %d containers", len(sbs), len(cs))
+	}
+	if _, err := os.Stat(logDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("log dir still there: %v", err)
+	}
+	n.rt.mu.Lock()
+	defer n.rt.mu.Unlock()
+	if len(n.rt.graces) != 1 || n.rt.graces[0] != 7 {
+		t.Errorf("StopContainer graces = %v, want [7]", n.rt.graces)
+	}
+}
+
+// TestRestartAdoptsAndCleansOrphans: a new agent on the same runtime adopts running pods without a
+// single create call, and removes the pod whose manifest vanished while no agent ran.
+func TestRestartAdoptsAndCleansOrphans(t *testing.T) {
+	n := newFakeNode(t, map[string]string{"a.yaml": pod("a", "Always", ""), "b.yaml": pod("b", "Always", "")})
+	n.waitView("both running", func(l PodList) bool { return runningWith("a", 0)(l) && runningWith("b", 0)(l) })
+	n.stop()
+	before := n.srv.Calls()
+	if err := os.Remove(filepath.Join(n.manifests, "b.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	n.start()
+	n.waitView("a adopted", runningWith("a", 0))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sbs, _ := n.rt.ListPodSandbox(context.Background(), nil)
+		if len(sbs) == 1 && sbs[0].Metadata.Name == "a-node" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("orphan b not removed: %v", sbs)
+		}
+		n.tick(time.Second)
+	}
+	after := n.srv.Calls()
+	for _, call := range []string{"RunPodSandbox", "CreateContainer", "StartContainer"} {
+		if after[call] != before[call] {
+			t.Errorf("%s called %d times after the restart", call, after[call]-before[call])
+		}
+	}
+	if l := n.agent.PodList(); len(l.Pods) != 1 {
+		t.Errorf("view after restart: %+v", l)
+	}
+}
+
+// TestImagePullBackOff: a failing pull shows ErrImagePull, then ImagePullBackOff, and is retried
+// when the back-off ends.
+func TestImagePullBackOff(t *testing.T) {
+	n := newFakeNode(t, nil)
+	n.srv.InjectError("PullImage", errors.New("registry unreachable"))
+	n.write("img.yaml", strings.Replace(pod("img", "Always", ""), "image: busybox\n    imagePullPolicy: IfNotPresent", "image: example.com/app:v1\n    imagePullPolicy: IfNotPresent", 1))
+	n.clock.Step(200 * time.Millisecond) // debounce
+	n.waitView("ErrImagePull", func(l PodList) bool {
+		p := viewPod(l, "img")
+		return p != nil && strings.HasPrefix(p.Error, "ErrImagePull") && strings.Contains(p.Error, "registry unreachable")
+	})
+	n.tick(time.Second)
+	n.waitView("ImagePullBackOff", func(l PodList) bool {
+		p := viewPod(l, "img")
+		return p != nil && strings.HasPrefix(p.Error, "ImagePullBackOff")
+	})
+	n.tick(10 * time.Second)
+	n.waitView("pulled and running", runningWith("img", 0))
+}
+
+// TestInitContainersRunInOrder: each init container runs to success before the next; app
+// containers start only after all of them; a failing init container is retried.
+func TestInitContainersRunInOrder(t *testing.T) {
+	n := newFakeNode(t, map[string]string{"init.yaml": `apiVersion: v1
+kind: Pod
+metadata: {name: init}
+spec:
+  initContainers:
+  - {name: one, image: busybox, imagePullPolicy: IfNotPresent}
+  - {name: two, image: busybox, imagePullPolicy: IfNotPresent}
+  containers:
+  - {name: app, image: busybox, imagePullPolicy: IfNotPresent}
+`})
+	state := func(l PodList, name string) ContainerView {
+		for _, c := range viewPod(l, "init").Containers {
+			if c.Name == name {
+				return c
+			}
+		}
+		return ContainerView{}
+	}
+	l := n.waitView("one running", func(l PodList) bool { p := viewPod(l, "init"); return p != nil && state(l, "one").State == "running" })
+	if s := state(l, "two"); s.ID != "" || viewPod(l, "init").Phase != "Pending" || state(l, "app").Reason != reasonPodInitializing {
+		t.Fatalf("while one runs: two %+v app %+v phase %s", s, state(l, "app"), viewPod(l, "init").Phase)
+	}
+	n.srv.SetContainerExited(state(l, "one").ID, 1, "Error") // fails: retried at once
+	n.tick(time.Second)
+	l = n.waitView("one retried", func(l PodList) bool { c := state(l, "one"); return c.State == "running" && c.Restarts == 1 })
+	n.srv.SetContainerExited(state(l, "one").ID, 0, "Completed")
+	n.tick(time.Second)
+	l = n.waitView("two running", func(l PodList) bool { return state(l, "two").State == "running" })
+	if state(l, "app").ID != "" {
+		t.Fatalf("app started before the init containers finished")
+	}
+	n.srv.SetContainerExited(state(l, "two").ID, 0, "Completed")
+	n.tick(time.Second)
+	n.waitView("app running", func(l PodList) bool {
+		p := viewPod(l, "init")
+		return p.Phase == "Running" && state(l, "app").State == "running" && state(l, "one").State == "exited" && state(l, "two").State == "exited"
+	})
+}
