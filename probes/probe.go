@@ -46,9 +46,6 @@ func (k Kind) specOf(c *v1.Container) *v1.Probe {
 	return nil
 }
 
-// kinds is the order in which a container's workers are started.
-var kinds = []Kind{Startup, Liveness, Readiness}
-
 // Result is the published result of a probe: what the agent acts on.
 type Result int
 
