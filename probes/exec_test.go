@@ -8,9 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/cri"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
+
+// The agent passes its CRI client as the Execer.
+var _ Execer = (*cri.Client)(nil)
 
 // fakeExecer answers ExecSync with what it is given and records the calls.
 type fakeExecer struct {
