@@ -10,9 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/cgroups"
 	"github.com/berth-dev/berth/cri"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 )
 
@@ -42,6 +48,9 @@ type Config struct {
 	Runtime     Runtime
 	RuntimeName string // prefix of container IDs in status ("containerd")
 
+	// Cluster, when set, makes Berth a cluster node (API pods, Node, Lease, mirror pods, status).
+	Cluster *ClusterConfig
+
 	Clock  clock.WithTicker
 	Logger *slog.Logger
 }
@@ -56,10 +65,18 @@ type Agent struct {
 	workers *podWorkers
 	relist  *relist
 
-	// admitted are the pods given a worker; rejected those refused (maxPods), by UID. Both are
-	// touched only by Run's loop.
-	admitted map[types.UID]bool
+	// admitter holds the pods given a worker; rejected those refused, by UID. Both are touched only
+	// by Run's loop.
+	admitter *admitter
 	rejected map[types.UID]bool
+
+	// Cluster mode.
+	health   *apiHealth
+	node     *nodeAgent
+	api      *apiSource
+	mirrors  *mirrorPods
+	statuses *statusManager
+	recorder record.EventRecorder
 }
 
 // New checks cfg and prepares an agent; nothing runs until Run.
@@ -91,7 +108,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = "cri"
 	}
-	a := &Agent{cfg: cfg, store: newStatusStore(), admitted: map[types.UID]bool{}, rejected: map[types.UID]bool{}}
+	a := &Agent{cfg: cfg, store: newStatusStore(), rejected: map[types.UID]bool{}}
+	a.admitter = newAdmitter(cfg.MaxPods, a.currentNode)
 	if cfg.StaticPodPath != "" {
 		s, err := newStaticSource(StaticSourceConfig{
 			Dir:      cfg.StaticPodPath,
@@ -108,7 +126,57 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.PodLogsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("pod logs directory %s: %w", cfg.PodLogsDir, err)
 	}
+	if c := cfg.Cluster; c != nil {
+		if err := a.newCluster(c); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
+}
+
+func (a *Agent) newCluster(c *ClusterConfig) error {
+	cfg := a.cfg
+	log := cfg.Logger
+	a.health = newAPIHealth(log.With("component", "api"))
+	broadcaster := record.NewBroadcaster(record.WithContext(context.Background()))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
+	// "kubelet" as the source component: tools and dashboards filter node events on it.
+	a.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+	machine, err := readMachineInfo(cfg.RootDir)
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	node, err := newNodeAgent(nodeAgentConfig{
+		Cluster:       c,
+		NodeName:      cfg.NodeName,
+		NodeIPs:       cfg.NodeIPs,
+		Hostname:      hostname,
+		Runtime:       cfg.Runtime,
+		RelistHealthy: a.Healthy,
+		MaxPods:       cfg.MaxPods,
+		Machine:       machine,
+		Clock:         cfg.Clock,
+		Logger:        log.With("component", "node"),
+		Recorder:      a.recorder,
+	})
+	if err != nil {
+		return err
+	}
+	a.node = node
+	a.mirrors = newMirrorPods(c.Client, node.Node, a.health, log.With("component", "mirror-pods"))
+	a.api = newAPISource(c.Client, cfg.NodeName, a.mirrors, log.With("source", SourceAPI))
+	a.statuses = newStatusManager(c.Client, a.store, a.api, a.mirrors, a.health, log.With("component", "status"))
+	a.store.onChange = a.statuses.enqueue
+	return nil
+}
+
+// currentNode is the Node as last registered, nil in standalone mode.
+func (a *Agent) currentNode() *v1.Node {
+	if a.node == nil {
+		return nil
+	}
+	return a.node.Node()
 }
 
 // PodList is the local view: the pods this agent runs and the manifests it could not use.
@@ -148,6 +216,26 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	workers := newPodWorkers(ctx, &a.cfg, a.store)
+	if a.cfg.Cluster != nil {
+		workers.recorder = a.recorder
+		workers.onTerminated = a.finishDeletion
+		a.recorder.Eventf(&v1.ObjectReference{Kind: "Node", Name: a.cfg.NodeName, UID: types.UID(a.cfg.NodeName)}, v1.EventTypeNormal, "Starting", "Starting berth.")
+		expected[SourceAPI] = true
+		a.api.start(ctx)
+		wg.Add(4)
+		go func() { defer wg.Done(); a.api.Run(ctx, updates) }()
+		go func() { defer wg.Done(); a.mirrors.run(ctx) }()
+		go func() { defer wg.Done(); a.statuses.run(ctx, 2); <-ctx.Done() }()
+		go func() {
+			// Static pods run before the Node is registered (a control plane may be among them);
+			// mirror pods and admission by node resources follow once it is.
+			defer wg.Done()
+			if err := a.node.Register(ctx); err != nil {
+				return
+			}
+			a.node.Run(ctx)
+		}()
+	}
 	seen := map[string]bool{}
 	var readyMu sync.Mutex
 	sourcesReady := func() bool {
@@ -183,6 +271,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case u := <-updates:
 			a.store.setManifestErrors(u.Source, u.Errors)
+			if u.Source == SourceFile && a.mirrors != nil {
+				a.mirrors.setStatic(u.Pods)
+			}
 			a.apply(workers, desired, u)
 			readyMu.Lock()
 			first := !seen[u.Source]
@@ -204,26 +295,34 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 		next[p.UID] = p
 	}
 	for uid := range prev {
-		if _, ok := next[uid]; !ok {
-			if a.rejected[uid] {
-				delete(a.rejected, uid)
-				a.store.remove(uid)
-				continue
-			}
-			delete(a.admitted, uid)
-			workers.remove(uid)
+		if _, ok := next[uid]; ok {
+			continue
 		}
+		workers.forgetFinished(uid)
+		if a.rejected[uid] {
+			delete(a.rejected, uid)
+			a.store.remove(uid)
+			continue
+		}
+		a.admitter.forget(uid)
+		workers.remove(uid)
 	}
 	for _, p := range u.Pods {
 		if a.rejected[p.UID] {
 			continue // Failed is final, as with the kubelet
 		}
-		if !a.admitted[p.UID] {
-			if err := a.admit(p); err != nil {
+		if p.DeletionTimestamp != nil {
+			// Deleted in the API: stop it within its grace period, then finish the deletion.
+			a.admitter.forget(p.UID)
+			workers.update(p)
+			workers.remove(p.UID)
+			continue
+		}
+		if !a.admitter.isAdmitted(p.UID) {
+			if err := a.admitter.admit(p); err != nil {
 				a.reject(p, err)
 				continue
 			}
-			a.admitted[p.UID] = true
 		}
 		if old := prev[p.UID]; old == nil || old != p {
 			workers.update(p)
@@ -232,23 +331,36 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 	desired[u.Source] = next
 }
 
-// admissionError is why a pod cannot run on this node, with the kubelet's reason.
-type admissionError struct{ reason, message string }
-
-func (e *admissionError) Error() string { return e.reason + ": " + e.message }
-
-// admit decides whether a new pod may run here.
-func (a *Agent) admit(p *v1.Pod) *admissionError {
-	if used := len(a.admitted); used >= a.cfg.MaxPods {
-		return &admissionError{"OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", used, a.cfg.MaxPods)}
-	}
-	return nil
-}
-
 func (a *Agent) reject(p *v1.Pod, err *admissionError) {
 	a.cfg.Logger.Warn("pod rejected", "pod", p.Namespace+"/"+p.Name, "uid", string(p.UID), "reason", err.reason, "message", err.message)
 	a.rejected[p.UID] = true
-	a.store.set(p, v1.PodStatus{Phase: v1.PodFailed, Reason: err.reason, Message: err.message}, err.Error())
+	if a.recorder != nil {
+		a.recorder.Eventf(&v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID}, v1.EventTypeWarning, err.reason, "%s", err.message)
+	}
+	st := v1.PodStatus{Phase: v1.PodFailed, Reason: err.reason, Message: err.message, QOSClass: cgroups.QOSClass(p)}
+	a.store.set(p, st, err.Error())
+}
+
+// finishDeletion deletes an API pod once its containers are gone: grace 0, with its UID as a
+// precondition so that a new pod of the same name is never deleted by mistake.
+func (a *Agent) finishDeletion(p *v1.Pod) {
+	if p.DeletionTimestamp == nil || p.Annotations[annotationConfigSource] == SourceFile {
+		return
+	}
+	uid := p.UID
+	err := a.cfg.Cluster.Client.CoreV1().Pods(p.Namespace).Delete(context.Background(), p.Name,
+		metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+	switch {
+	case err == nil || apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+		a.cfg.Logger.Info("pod deleted from the API server", "pod", p.Namespace+"/"+p.Name, "uid", string(uid))
+	default:
+		// The informer keeps the pod listed; the next snapshot finds it finished and retries.
+		a.health.failed(fmt.Errorf("delete pod %s/%s: %w", p.Namespace, p.Name, err))
+		go func() {
+			time.Sleep(time.Second)
+			a.finishDeletion(p)
+		}()
+	}
 }
 
 // SocketPath is where the local endpoint listens under a root dir.

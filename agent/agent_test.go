@@ -124,6 +124,23 @@ func (n *fakeNode) waitView(what string, cond func(PodList) bool) PodList {
 	}
 }
 
+// stepUntil advances the fake clock in small steps until cond holds: for changes that go through the
+// static source, whose debounce timer runs on the fake clock and may be armed after any given step.
+func (n *fakeNode) stepUntil(what string, cond func(PodList) bool) PodList {
+	n.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if l := n.agent.PodList(); cond(l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("timed out waiting for %s; view: %+v", what, n.agent.PodList())
+		}
+		n.clock.Step(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // settle lets the agent's goroutines react to a clock step, then checks cond still holds: used to
 // prove that something does NOT happen before its time.
 func (n *fakeNode) holds(what string, cond func(PodList) bool) {
@@ -255,14 +272,7 @@ func TestRemovedPodTerminatedWithGrace(t *testing.T) {
 	if err := os.Remove(filepath.Join(n.manifests, "web.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(n.agent.PodList().Pods) > 0 {
-		n.clock.Step(200 * time.Millisecond) // the source's debounce runs on the fake clock
-		time.Sleep(10 * time.Millisecond)
-		if time.Now().After(deadline) {
-			t.Fatal("pod not removed")
-		}
-	}
+	n.stepUntil("pod removed", func(l PodList) bool { return len(l.Pods) == 0 })
 	sbs, _ := n.rt.ListPodSandbox(context.Background(), nil)
 	cs, _ := n.rt.ListContainers(context.Background(), nil)
 	if len(sbs) != 0 || len(cs) != 0 {
@@ -318,8 +328,7 @@ func TestImagePullBackOff(t *testing.T) {
 	n := newFakeNode(t, nil)
 	n.srv.InjectError("PullImage", errors.New("registry unreachable"))
 	n.write("img.yaml", strings.Replace(pod("img", "Always", ""), "image: busybox\n    imagePullPolicy: IfNotPresent", "image: example.com/app:v1\n    imagePullPolicy: IfNotPresent", 1))
-	n.clock.Step(200 * time.Millisecond) // debounce
-	n.waitView("ErrImagePull", func(l PodList) bool {
+	n.stepUntil("ErrImagePull", func(l PodList) bool {
 		p := viewPod(l, "img")
 		return p != nil && strings.HasPrefix(p.Error, "ErrImagePull") && strings.Contains(p.Error, "registry unreachable")
 	})

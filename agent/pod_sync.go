@@ -40,7 +40,9 @@ func (s *podSync) requeueIn(d time.Duration) {
 // the runtime again before computing status).
 func (s *podSync) step(ctx context.Context) (acted bool) {
 	pre := s.w.computeStatus(s.pod, s.rt, nil, "")
-	if podIsTerminal(&pre) {
+	// A pod the API already calls Succeeded or Failed is never started again, whatever the runtime
+	// still holds (containers garbage-collected while Berth was down, for instance).
+	if podIsTerminal(&pre) || terminal(s.pod) {
 		// Done for good: free the sandbox's network (as the kubelet does), keep the containers for
 		// their logs and exit codes until the pod is removed.
 		if sb := s.rt.currentSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
@@ -149,6 +151,7 @@ func (s *podSync) createSandbox(ctx context.Context) bool {
 		m.createBackoff.next(key, m.clock.Now())
 		s.requeueIn(time.Second)
 		s.log.Error("creating pod sandbox failed", "attempt", attempt, "err", err)
+		s.w.event(s.pod, "", v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 		return false
 	}
 	s.log.Info("started pod sandbox", "sandbox", id, "attempt", attempt, "took", m.clock.Since(start).Round(time.Millisecond))
@@ -211,6 +214,10 @@ func (s *podSync) ensureContainer(ctx context.Context, c *v1.Container, typ stri
 		key := s.w.key(typ + "/" + c.Name)
 		finished := time.Unix(0, inst.finishedAt())
 		if left := m.crashBackoff.wait(key, finished); left > 0 {
+			if s.w.reportedBackOff[key] != inst.id {
+				s.w.reportedBackOff[key] = inst.id
+				s.w.event(s.pod, c.Name, v1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s", c.Name, s.w.fullName())
+			}
 			s.waiting[waitingKey(typ, c.Name)] = &v1.ContainerStateWaiting{
 				Reason:  reasonCrashLoopBackOff,
 				Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", m.crashBackoff.delay(key), c.Name, s.w.fullName()),
@@ -239,6 +246,7 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 		m.createBackoff.next(ckey, m.clock.Now())
 		s.requeueIn(time.Second)
 		s.log.Error("cannot start container", "container", c.Name, "reason", w.Reason, "err", w.Message)
+		s.w.event(s.pod, c.Name, v1.EventTypeWarning, "Failed", "Error: %s", w.Message)
 	}
 	if w := s.ensureImage(ctx, c); w != nil {
 		s.waiting[wkey] = w
@@ -264,12 +272,15 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
 		return true
 	}
+	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Created", "Created container: %s", c.Name)
 	if err := m.rt.StartContainer(ctx, id); err != nil {
 		// The instance exists and ends up exited: the crash back-off takes it from here.
 		s.waiting[wkey] = &v1.ContainerStateWaiting{Reason: reasonRunContainerError, Message: err.Error()}
 		s.log.Error("starting container failed", "container", c.Name, "id", id, "err", err)
+		s.w.event(s.pod, c.Name, v1.EventTypeWarning, "Failed", "Error: %v", err)
 		return true
 	}
+	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	delete(s.w.lastCreateWaiting, wkey)
 	s.log.Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
 	return true
@@ -308,23 +319,32 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) *v1.Containe
 		return nil
 	case v1.PullIfNotPresent:
 		if present {
+			if !s.w.reportedPresent[c.Name] {
+				s.w.reportedPresent[c.Name] = true
+				s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Pulled", "Container image %q already present on machine", c.Image)
+			}
 			return nil
 		}
 	}
 	key := s.w.key("pull/" + c.Image)
 	if left := m.pullBackoff.waitSinceUpdate(key); left > 0 {
 		s.requeueIn(left)
+		s.w.event(s.pod, c.Name, v1.EventTypeNormal, "BackOff", "Back-off pulling image %q", c.Image)
 		return &v1.ContainerStateWaiting{Reason: reasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
 	}
 	start := m.clock.Now()
 	s.log.Info("pulling image", "container", c.Name, "image", c.Image)
+	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	if _, err := m.rt.PullImage(ctx, c.Image, s.sandboxConfig); err != nil {
 		m.pullBackoff.next(key, m.clock.Now())
 		s.requeueIn(time.Second) // show ImagePullBackOff until the back-off ends
 		s.log.Error("pulling image failed", "container", c.Name, "image", c.Image, "err", err)
+		s.w.event(s.pod, c.Name, v1.EventTypeWarning, "Failed", "Failed to pull image %q: %v", c.Image, err)
 		return &v1.ContainerStateWaiting{Reason: reasonErrImagePull, Message: fmt.Sprintf("failed to pull image %q: %v", c.Image, err)}
 	}
-	s.log.Info("pulled image", "container", c.Name, "image", c.Image, "took", m.clock.Since(start).Round(time.Millisecond))
+	took := m.clock.Since(start).Round(time.Millisecond)
+	s.log.Info("pulled image", "container", c.Name, "image", c.Image, "took", took)
+	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Pulled", "Successfully pulled image %q in %s", c.Image, took)
 	return nil
 }
 

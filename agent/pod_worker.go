@@ -50,6 +50,9 @@ type podWorker struct {
 	lastSandboxErr    string
 	lastStartErr      map[string]string
 	lastCreateWaiting map[string]*v1.ContainerStateWaiting
+	// reportedBackOff and reportedPresent keep events to one per occurrence, not one per sync.
+	reportedBackOff map[string]string
+	reportedPresent map[string]bool
 }
 
 // orphanInfo describes a pod found in the runtime that no source wants, from its sandbox labels.
@@ -68,6 +71,8 @@ func newPodWorker(m *podWorkers, uid types.UID, pod *v1.Pod) *podWorker {
 		cache:             statusCache{},
 		lastStartErr:      map[string]string{},
 		lastCreateWaiting: map[string]*v1.ContainerStateWaiting{},
+		reportedBackOff:   map[string]string{},
+		reportedPresent:   map[string]bool{},
 	}
 	ns, name := w.names()
 	w.log = m.log.With("pod", ns+"/"+name, "uid", string(uid))
@@ -113,12 +118,20 @@ func (w *podWorker) markRemoved() {
 	w.wake()
 }
 
-// gracePeriod is the pod's terminationGracePeriodSeconds (30 by default).
+// gracePeriod is the pod's terminationGracePeriodSeconds (30 by default), or the deletion's grace
+// period when the pod is being deleted with a shorter one.
 func (w *podWorker) gracePeriod() int64 {
-	if w.pod != nil && w.pod.Spec.TerminationGracePeriodSeconds != nil {
-		return *w.pod.Spec.TerminationGracePeriodSeconds
+	if w.pod != nil {
+		g := int64(30)
+		if w.pod.Spec.TerminationGracePeriodSeconds != nil {
+			g = *w.pod.Spec.TerminationGracePeriodSeconds
+		}
+		if d := w.pod.DeletionGracePeriodSeconds; d != nil && *d < g {
+			g = *d
+		}
+		return g
 	}
-	if w.pod == nil && w.orphan.grace >= 0 {
+	if w.orphan.grace >= 0 {
 		return w.orphan.grace
 	}
 	return 30
@@ -215,6 +228,27 @@ func (w *podWorker) publish(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.
 	w.m.store.set(pod, st, syncErr)
 }
 
+// event records a pod event (cluster mode), about a container when container is not "".
+func (w *podWorker) event(pod *v1.Pod, container, eventType, reason, format string, args ...any) {
+	if w.m.recorder == nil || pod == nil {
+		return
+	}
+	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion}
+	if container != "" {
+		ref.FieldPath = containerFieldPath(pod, container)
+	}
+	w.m.recorder.Eventf(ref, eventType, reason, format, args...)
+}
+
+func containerFieldPath(pod *v1.Pod, name string) string {
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == name {
+			return "spec.initContainers{" + name + "}"
+		}
+	}
+	return "spec.containers{" + name + "}"
+}
+
 func (w *podWorker) dnsConfig(pod *v1.Pod) *runtimeapi.DNSConfig {
 	m := w.m
 	dns, err := cri.DNSConfigForPod(pod, m.cfg.HostResolvConf, m.cfg.ClusterDNS, m.cfg.ClusterDomain)
@@ -263,6 +297,7 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 			continue
 		}
 		wg.Add(1)
+		w.event(w.pod, c.name, v1.EventTypeNormal, "Killing", "Stopping container %s", c.name)
 		go func() { // containers get their grace period in parallel, as with the kubelet
 			defer wg.Done()
 			if err := m.rt.StopContainer(ctx, c.id, grace); err != nil && !cri.IsNotFound(err) {

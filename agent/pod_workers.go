@@ -8,6 +8,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 )
@@ -26,10 +27,20 @@ type podWorkers struct {
 	pullBackoff   *backoff // failing image pulls: 10s doubling to 5m
 	createBackoff *backoff // failing sandbox or container creation: 1s doubling to 1m
 
+	// recorder emits the kubelet's pod events (Pulling, Started, Killing, BackOff, ...); nil in
+	// standalone mode.
+	recorder record.EventRecorder
+	// onTerminated is called when a pod is gone from the runtime (cluster mode: finish an API
+	// deletion).
+	onTerminated func(pod *v1.Pod)
+
 	mu                sync.Mutex
 	workers           map[types.UID]*podWorker
 	terminatingByName map[string]*podWorker
-	wg                sync.WaitGroup
+	// finished are pods terminated while their source still lists them (an API pod being deleted):
+	// they must not be started again.
+	finished map[types.UID]bool
+	wg       sync.WaitGroup
 }
 
 func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) *podWorkers {
@@ -45,6 +56,7 @@ func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) *podWor
 		createBackoff:     newBackoff(cfg.Clock, time.Second, time.Minute),
 		workers:           map[types.UID]*podWorker{},
 		terminatingByName: map[string]*podWorker{},
+		finished:          map[types.UID]bool{},
 	}
 }
 
@@ -54,6 +66,9 @@ func nsName(namespace, name string) string { return namespace + "/" + name }
 func (m *podWorkers) update(pod *v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.finished[pod.UID] {
+		return
+	}
 	old := m.workers[pod.UID]
 	if old != nil && !old.removed {
 		old.setPod(pod)
@@ -85,6 +100,13 @@ func (m *podWorkers) remove(uid types.UID) {
 	w.markRemoved()
 	ns, name := w.names()
 	m.terminatingByName[nsName(ns, name)] = w
+}
+
+// forgetFinished drops the record of a finished pod once no source lists it any more.
+func (m *podWorkers) forgetFinished(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.finished, uid)
 }
 
 // wake asks the pod's worker to sync now.
@@ -135,7 +157,13 @@ func (m *podWorkers) workerDone(w *podWorker) {
 	if m.terminatingByName[nsName(ns, name)] == w {
 		delete(m.terminatingByName, nsName(ns, name))
 	}
+	if w.pod != nil {
+		m.finished[w.uid] = true
+	}
 	m.mu.Unlock()
+	if m.onTerminated != nil && w.pod != nil {
+		m.onTerminated(w.pod)
+	}
 	close(w.done)
 }
 

@@ -11,6 +11,16 @@ const (
 	SourceAPI  = "api"
 )
 
+// Annotations the kubelet puts on pods, with the same keys and meaning: where a pod comes from, its
+// static pod hash (the UID), when it was first seen, and, on a mirror pod, the hash of the static
+// pod it mirrors.
+const (
+	annotationConfigSource = "kubernetes.io/config.source"
+	annotationConfigHash   = "kubernetes.io/config.hash"
+	annotationConfigSeen   = "kubernetes.io/config.seen"
+	annotationConfigMirror = "kubernetes.io/config.mirror"
+)
+
 // ManifestError is a static pod manifest that could not be turned into a pod: which file, and why.
 // It is shown by `berth pods` and logged; it never stops the other pods.
 type ManifestError struct {

@@ -356,13 +356,6 @@ func (s *staticSource) load(path string, info fs.FileInfo) (*v1.Pod, error) {
 	return pod, nil
 }
 
-// Annotations the kubelet puts on the pods of its sources.
-const (
-	annotationConfigHash   = "kubernetes.io/config.hash"
-	annotationConfigSource = "kubernetes.io/config.source"
-	annotationConfigSeen   = "kubernetes.io/config.seen"
-)
-
 // makeStatic turns a manifest's pod into this node's static pod: named <name>-<node>, bound to the
 // node, with a UID derived from the file, the config annotations, and the toleration the kubelet
 // gives static pods (so that a NoExecute taint never evicts them).

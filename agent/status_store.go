@@ -14,6 +14,10 @@ type statusStore struct {
 	mu             sync.RWMutex
 	pods           map[types.UID]*podRecord
 	manifestErrors map[string][]ManifestError // by source
+
+	// onChange, when set (cluster mode), is told of every pod whose status was set: the status
+	// manager then writes it to the API server.
+	onChange func(types.UID)
 }
 
 type podRecord struct {
@@ -28,8 +32,18 @@ func newStatusStore() *statusStore {
 
 func (s *statusStore) set(pod *v1.Pod, status v1.PodStatus, syncErr string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.pods[pod.UID] = &podRecord{pod: pod, status: status, syncErr: syncErr}
+	onChange := s.onChange
+	s.mu.Unlock()
+	if onChange != nil {
+		onChange(pod.UID)
+	}
+}
+
+func (s *statusStore) get(uid types.UID) *podRecord {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.pods[uid]
 }
 
 func (s *statusStore) remove(uid types.UID) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -29,6 +31,17 @@ type Configuration struct {
 	ResolverConfig           *string         `json:"resolvConf,omitempty"`
 	ClusterDNS               []string        `json:"clusterDNS,omitempty"`
 	ClusterDomain            string          `json:"clusterDomain,omitempty"`
+
+	// Cluster mode (with --kubeconfig).
+	NodeStatusUpdateFrequency metav1.Duration   `json:"nodeStatusUpdateFrequency,omitempty"`
+	NodeStatusReportFrequency metav1.Duration   `json:"nodeStatusReportFrequency,omitempty"`
+	NodeLeaseDurationSeconds  int32             `json:"nodeLeaseDurationSeconds,omitempty"`
+	KubeAPIQPS                *float32          `json:"kubeAPIQPS,omitempty"`
+	KubeAPIBurst              int32             `json:"kubeAPIBurst,omitempty"`
+	RegisterWithTaints        []v1.Taint        `json:"registerWithTaints,omitempty"`
+	KubeReserved              map[string]string `json:"kubeReserved,omitempty"`
+	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
+	EvictionHard              map[string]string `json:"evictionHard,omitempty"`
 }
 
 const (
@@ -40,15 +53,28 @@ const (
 func defaultConfiguration() Configuration {
 	resolv := "/etc/resolv.conf"
 	return Configuration{
-		FileCheckFrequency:       metav1.Duration{Duration: 20 * time.Second},
-		SyncFrequency:            metav1.Duration{Duration: time.Minute},
-		ContainerRuntimeEndpoint: "unix:///run/containerd/containerd.sock",
-		RuntimeRequestTimeout:    metav1.Duration{Duration: 2 * time.Minute},
-		PodLogsDir:               "/var/log/pods",
-		MaxPods:                  110,
-		ResolverConfig:           &resolv,
+		FileCheckFrequency:        metav1.Duration{Duration: 20 * time.Second},
+		SyncFrequency:             metav1.Duration{Duration: time.Minute},
+		ContainerRuntimeEndpoint:  "unix:///run/containerd/containerd.sock",
+		RuntimeRequestTimeout:     metav1.Duration{Duration: 2 * time.Minute},
+		PodLogsDir:                "/var/log/pods",
+		MaxPods:                   110,
+		ResolverConfig:            &resolv,
+		NodeStatusUpdateFrequency: metav1.Duration{Duration: 10 * time.Second},
+		NodeStatusReportFrequency: metav1.Duration{Duration: 5 * time.Minute},
+		NodeLeaseDurationSeconds:  40,
+		KubeAPIQPS:                &defaultQPS,
+		KubeAPIBurst:              100,
+		EvictionHard: map[string]string{
+			"memory.available":  "100Mi",
+			"nodefs.available":  "10%",
+			"nodefs.inodesFree": "5%",
+			"imagefs.available": "15%",
+		},
 	}
 }
+
+var defaultQPS float32 = 50
 
 // loadConfigFile reads path over the defaults. Unknown fields and a wrong kind are errors that name
 // the file and the field.
@@ -98,6 +124,33 @@ func loadConfigFile(path string, into *Configuration) error {
 	if c.ClusterDomain != "" {
 		into.ClusterDomain = c.ClusterDomain
 	}
+	if c.NodeStatusUpdateFrequency.Duration != 0 {
+		into.NodeStatusUpdateFrequency = c.NodeStatusUpdateFrequency
+	}
+	if c.NodeStatusReportFrequency.Duration != 0 {
+		into.NodeStatusReportFrequency = c.NodeStatusReportFrequency
+	}
+	if c.NodeLeaseDurationSeconds != 0 {
+		into.NodeLeaseDurationSeconds = c.NodeLeaseDurationSeconds
+	}
+	if c.KubeAPIQPS != nil {
+		into.KubeAPIQPS = c.KubeAPIQPS
+	}
+	if c.KubeAPIBurst != 0 {
+		into.KubeAPIBurst = c.KubeAPIBurst
+	}
+	if c.RegisterWithTaints != nil {
+		into.RegisterWithTaints = c.RegisterWithTaints
+	}
+	if c.KubeReserved != nil {
+		into.KubeReserved = c.KubeReserved
+	}
+	if c.SystemReserved != nil {
+		into.SystemReserved = c.SystemReserved
+	}
+	if c.EvictionHard != nil {
+		into.EvictionHard = c.EvictionHard // as with the kubelet, a set map replaces the defaults
+	}
 	return into.validate(path)
 }
 
@@ -131,7 +184,59 @@ func (c *Configuration) validate(where string) error {
 	if c.PodLogsDir != "" && !strings.HasPrefix(c.PodLogsDir, "/") {
 		bad("podLogsDir", "must be an absolute path, got %q", c.PodLogsDir)
 	}
+	if c.NodeStatusUpdateFrequency.Duration <= 0 {
+		bad("nodeStatusUpdateFrequency", "must be positive")
+	}
+	if c.NodeStatusReportFrequency.Duration < c.NodeStatusUpdateFrequency.Duration {
+		bad("nodeStatusReportFrequency", "must not be shorter than nodeStatusUpdateFrequency")
+	}
+	if c.NodeLeaseDurationSeconds <= 0 {
+		bad("nodeLeaseDurationSeconds", "must be positive")
+	}
+	if c.KubeAPIQPS != nil && *c.KubeAPIQPS < 0 {
+		bad("kubeAPIQPS", "must not be negative")
+	}
+	if c.KubeAPIBurst < 0 {
+		bad("kubeAPIBurst", "must not be negative")
+	}
+	for field, m := range map[string]map[string]string{"kubeReserved": c.KubeReserved, "systemReserved": c.SystemReserved} {
+		if _, err := resourceList(m); err != nil {
+			bad(field, "%v", err)
+		}
+	}
+	for signal, v := range c.EvictionHard {
+		switch signal {
+		case "memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available", "imagefs.inodesFree", "pid.available":
+		default:
+			bad("evictionHard", "unknown signal %q", signal)
+			continue
+		}
+		if strings.HasSuffix(v, "%") {
+			continue
+		}
+		if _, err := resource.ParseQuantity(v); err != nil {
+			bad("evictionHard", "%s: %q is neither a quantity nor a percentage", signal, v)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// resourceList parses kubeReserved/systemReserved ("cpu: 500m").
+func resourceList(m map[string]string) (v1.ResourceList, error) {
+	out := v1.ResourceList{}
+	for k, v := range m {
+		switch v1.ResourceName(k) {
+		case v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage, "pid":
+		default:
+			return nil, fmt.Errorf("resource %q: want cpu, memory, ephemeral-storage or pid", k)
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q: %v", k, v, err)
+		}
+		out[v1.ResourceName(k)] = q
+	}
+	return out, nil
 }
 
 // daemonFlags are the command-line flags of `berth`, named as the kubelet's. Flags win over the
@@ -145,6 +250,8 @@ type daemonFlags struct {
 	nodeIP                   string
 	logLevel                 string
 	logFormat                string
+	kubeconfig               string
+	nodeLabels               string
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -156,6 +263,24 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.nodeIP, "node-ip", "", "IP address(es) of the node, comma-separated (default: the address of the default route's interface)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the node's identity (system:node:<name>); without it Berth runs standalone")
+	fs.StringVar(&f.nodeLabels, "node-labels", "", "labels to add to the Node, key=value pairs separated by commas")
+}
+
+// parseNodeLabels reads --node-labels.
+func parseNodeLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--node-labels: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // resolve merges defaults, the config file and the flags that were set.

@@ -22,6 +22,8 @@ import (
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/cri"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -153,7 +155,14 @@ func runDaemon(args []string) error {
 	log.Info("connected to the container runtime", "endpoint", c.ContainerRuntimeEndpoint,
 		"runtime", v.RuntimeName, "version", v.RuntimeVersion, "criVersion", v.RuntimeApiVersion)
 
+	var cluster *agent.ClusterConfig
+	if d.flags.kubeconfig != "" {
+		if cluster, err = clusterConfig(d, log); err != nil {
+			return err
+		}
+	}
 	a, err := agent.New(agent.Config{
+		Cluster:            cluster,
 		NodeName:           nodeName,
 		RootDir:            d.flags.rootDir,
 		PodLogsDir:         c.PodLogsDir,
@@ -176,7 +185,11 @@ func runDaemon(args []string) error {
 	if err := a.ServeLocal(ctx, d.flags.rootDir); err != nil {
 		return err
 	}
-	log.Info("berth started", "version", version, "node", nodeName, "nodeIPs", nodeIPs,
+	mode := "standalone"
+	if cluster != nil {
+		mode = "cluster"
+	}
+	log.Info("berth started", "version", version, "mode", mode, "node", nodeName, "nodeIPs", nodeIPs,
 		"staticPodPath", c.StaticPodPath, "rootDir", d.flags.rootDir, "localSocket", agent.SocketPath(d.flags.rootDir))
 	err = a.Run(ctx)
 	log.Info("berth stopped; pods keep running")
@@ -215,4 +228,39 @@ func nodeName(override string) (string, error) {
 		return "", errors.New("node name is empty: set --hostname-override")
 	}
 	return name, nil
+}
+
+// clusterConfig reads the node's kubeconfig and the cluster-mode settings.
+func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error) {
+	c := d.config
+	rc, err := clientcmd.BuildConfigFromFlags("", d.flags.kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
+	}
+	rc.QPS = *c.KubeAPIQPS
+	rc.Burst = int(c.KubeAPIBurst)
+	rc.UserAgent = "berth/" + version
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
+	}
+	labels, err := parseNodeLabels(d.flags.nodeLabels)
+	if err != nil {
+		return nil, err
+	}
+	kubeReserved, _ := resourceList(c.KubeReserved) // validated with the config
+	systemReserved, _ := resourceList(c.SystemReserved)
+	log.Info("cluster mode", "apiServer", rc.Host, "qps", rc.QPS, "burst", rc.Burst)
+	return &agent.ClusterConfig{
+		Client:                    client,
+		NodeLabels:                labels,
+		RegisterWithTaints:        c.RegisterWithTaints,
+		NodeStatusUpdateFrequency: c.NodeStatusUpdateFrequency.Duration,
+		NodeStatusReportFrequency: c.NodeStatusReportFrequency.Duration,
+		NodeLeaseDurationSeconds:  c.NodeLeaseDurationSeconds,
+		KubeReserved:              kubeReserved,
+		SystemReserved:            systemReserved,
+		EvictionHard:              c.EvictionHard,
+		Version:                   version,
+	}, nil
 }

@@ -1,0 +1,171 @@
+package agent
+
+import (
+	"fmt"
+	"github.com/go-logr/logr"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+)
+
+// admissionError is why a pod cannot run on this node, with the kubelet's reason; the pod goes
+// Failed with it and is never retried (as with the kubelet).
+type admissionError struct{ reason, message string }
+
+func (e *admissionError) Error() string { return e.reason + ": " + e.message }
+
+// admitter decides whether a new pod may run, against the pods already admitted and the Node.
+type admitter struct {
+	maxPods  int
+	node     func() *v1.Node // nil in standalone mode or before registration
+	admitted map[types.UID]*v1.Pod
+}
+
+func newAdmitter(maxPods int, node func() *v1.Node) *admitter {
+	return &admitter{maxPods: maxPods, node: node, admitted: map[types.UID]*v1.Pod{}}
+}
+
+func (a *admitter) forget(uid types.UID) { delete(a.admitted, uid) }
+
+func (a *admitter) isAdmitted(uid types.UID) bool { return a.admitted[uid] != nil }
+
+// admit checks p and, if it fits, counts it in.
+func (a *admitter) admit(p *v1.Pod) *admissionError {
+	if err := a.check(p); err != nil {
+		return err
+	}
+	a.admitted[p.UID] = p
+	return nil
+}
+
+func (a *admitter) check(p *v1.Pod) *admissionError {
+	if p.Annotations[annotationConfigSource] != SourceFile {
+		// Static pods were checked by their source; API pods are checked here: Berth refuses what it
+		// cannot honour instead of running the pod without it.
+		if errs := unsupportedFields(p); len(errs) > 0 {
+			return &admissionError{"UnsupportedPodSpec", errs.ToAggregate().Error()}
+		}
+	}
+	if terminal(p) {
+		return nil // a finished pod takes no room
+	}
+	active := 0
+	for _, q := range a.admitted {
+		if !terminal(q) {
+			active++
+		}
+	}
+	if active >= a.maxPods {
+		return &admissionError{"OutOfpods", fmt.Sprintf("Node didn't have enough resource: pods, requested: 1, used: %d, capacity: %d", active, a.maxPods)}
+	}
+	node := a.node()
+	if node == nil {
+		return nil
+	}
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		alloc, ok := node.Status.Allocatable[name]
+		if !ok {
+			continue
+		}
+		want := podRequest(p, name)
+		if want.IsZero() {
+			continue
+		}
+		var used resource.Quantity
+		for _, q := range a.admitted {
+			if !terminal(q) {
+				r := podRequest(q, name)
+				used.Add(r)
+			}
+		}
+		total := used.DeepCopy()
+		total.Add(want)
+		if total.Cmp(alloc) > 0 {
+			return &admissionError{"OutOf" + string(name), fmt.Sprintf("Node didn't have enough resource: %s, requested: %d, used: %d, capacity: %d",
+				name, amount(name, want), amount(name, used), amount(name, alloc))}
+		}
+	}
+	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(node); !ok {
+		return &admissionError{"NodeAffinity", "Predicate NodeAffinity failed: the node's labels do not match the pod's nodeSelector or required node affinity"}
+	}
+	if taint, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, p.Spec.Tolerations, func(t *v1.Taint) bool {
+		return t.Effect == v1.TaintEffectNoExecute || t.Effect == v1.TaintEffectNoSchedule
+	}, false); untolerated {
+		return &admissionError{"Taint", fmt.Sprintf("Predicate TaintToleration failed: the pod does not tolerate the node's taint %s", taint.ToString())}
+	}
+	if port := hostPortConflict(p, a.admitted); port != "" {
+		return &admissionError{"NodePorts", fmt.Sprintf("Predicate NodePorts failed: host port %s is already used by another pod on this node", port)}
+	}
+	return nil
+}
+
+func terminal(p *v1.Pod) bool {
+	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
+}
+
+// podRequest is the pod's effective request of a resource: the larger of the sum over app
+// containers and the largest init container (sidecars aside, the kubelet's rule), plus overhead.
+func podRequest(p *v1.Pod, name v1.ResourceName) resource.Quantity {
+	var sum resource.Quantity
+	for _, c := range p.Spec.Containers {
+		if q, ok := c.Resources.Requests[name]; ok {
+			sum.Add(q)
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		if q, ok := c.Resources.Requests[name]; ok && q.Cmp(sum) > 0 {
+			sum = q.DeepCopy()
+		}
+	}
+	if q, ok := p.Spec.Overhead[name]; ok {
+		sum.Add(q)
+	}
+	return sum
+}
+
+func amount(name v1.ResourceName, q resource.Quantity) int64 {
+	if name == v1.ResourceCPU {
+		return q.MilliValue()
+	}
+	return q.Value()
+}
+
+// hostPortConflict returns "TCP/8080" when p wants a host port an admitted pod holds.
+func hostPortConflict(p *v1.Pod, admitted map[types.UID]*v1.Pod) string {
+	used := map[string]bool{}
+	for _, q := range admitted {
+		if terminal(q) {
+			continue
+		}
+		for _, k := range hostPorts(q) {
+			used[k] = true
+		}
+	}
+	for _, k := range hostPorts(p) {
+		if used[k] {
+			return k
+		}
+	}
+	return ""
+}
+
+func hostPorts(p *v1.Pod) []string {
+	var out []string
+	for _, c := range append(append([]v1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+		for _, port := range c.Ports {
+			if port.HostPort == 0 {
+				continue
+			}
+			proto := string(port.Protocol)
+			if proto == "" {
+				proto = "TCP"
+			}
+			// Keyed by protocol and port alone: a pod on 0.0.0.0:8080 and one on 10.0.0.1:8080 clash.
+			out = append(out, fmt.Sprintf("%s/%d", proto, port.HostPort))
+		}
+	}
+	return out
+}

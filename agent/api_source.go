@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// isMirrorPod reports whether an API pod is the mirror of a static pod (it is never run: the static
+// pod is).
+func isMirrorPod(p *v1.Pod) bool {
+	_, ok := p.Annotations[annotationConfigMirror]
+	return ok
+}
+
+// apiSource watches the pods bound to this node (an informer with the field selector
+// spec.nodeName=<node>, which the Node authorizer allows) and sends full snapshots of them. Mirror
+// pods are passed to the mirror pod manager instead: they describe static pods, they are not pods to
+// run.
+type apiSource struct {
+	client   kubernetes.Interface
+	nodeName string
+	log      *slog.Logger
+	mirrors  *mirrorPods
+
+	lister corelisters.PodLister
+	synced cache.InformerSynced
+	dirty  chan struct{}
+}
+
+func newAPISource(client kubernetes.Interface, nodeName string, mirrors *mirrorPods, log *slog.Logger) *apiSource {
+	return &apiSource{client: client, nodeName: nodeName, mirrors: mirrors, log: log, dirty: make(chan struct{}, 1)}
+}
+
+// start creates the informer; Run waits for its first sync.
+func (s *apiSource) start(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.nodeName).String()
+		}))
+	inf := factory.Core().V1().Pods()
+	s.lister = inf.Lister()
+	s.synced = inf.Informer().HasSynced
+	mark := func() {
+		select {
+		case s.dirty <- struct{}{}:
+		default:
+		}
+	}
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { mark() },
+		UpdateFunc: func(any, any) { mark() },
+		DeleteFunc: func(any) { mark() },
+	})
+	factory.Start(ctx.Done())
+}
+
+// Run sends a snapshot after the informer's first sync, then one per burst of changes.
+func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
+		return
+	}
+	s.log.Info("watching the pods bound to this node", "node", s.nodeName)
+	for {
+		pods, err := s.lister.List(labels.Everything())
+		if err == nil {
+			var run, mirrors []*v1.Pod
+			for _, p := range pods {
+				if isMirrorPod(p) {
+					mirrors = append(mirrors, p)
+				} else {
+					run = append(run, p)
+				}
+			}
+			// Oldest first: admission admits in creation order, as the kubelet does.
+			sort.Slice(run, func(i, j int) bool {
+				a, b := run[i].CreationTimestamp, run[j].CreationTimestamp
+				if !a.Equal(&b) {
+					return a.Before(&b)
+				}
+				return run[i].UID < run[j].UID
+			})
+			s.mirrors.observe(mirrors)
+			select {
+			case out <- SourceUpdate{Source: SourceAPI, Pods: run}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+			// Coalesce a burst (a 100-pod create) into a few snapshots.
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// get returns the API's current version of a pod, or nil.
+func (s *apiSource) get(namespace, name string) *v1.Pod {
+	if s.lister == nil {
+		return nil
+	}
+	p, err := s.lister.Pods(namespace).Get(name)
+	if err != nil {
+		return nil
+	}
+	return p
+}
