@@ -45,6 +45,9 @@ type env struct {
 	proc      *exec.Cmd
 	procDone  chan struct{}
 	logPath   string
+	// nodeName is the node Berth runs as; extraArgs are added to every start (cluster mode's
+	// --kubeconfig).
+	nodeName  string
 	extraArgs []string
 }
 
@@ -65,6 +68,7 @@ func newEnv(t *testing.T) *env {
 		logsDir:   filepath.Join(dir, "logs"),
 		config:    filepath.Join(dir, "config.yaml"),
 		logPath:   filepath.Join(dir, "berth.log"),
+		nodeName:  nodeName,
 	}
 	for _, d := range []string{e.manifests, e.rootDir, e.logsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -119,8 +123,8 @@ func (e *env) start(args ...string) {
 		"--container-runtime-endpoint", e.endpoint,
 		"--pod-manifest-path", e.manifests,
 		"--root-dir", e.rootDir,
-		"--hostname-override", nodeName,
-	}, args...)
+		"--hostname-override", e.nodeName,
+	}, append(append([]string{}, e.extraArgs...), args...)...)
 	cmd := exec.Command(e.bin, all...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -234,9 +238,12 @@ func (e *env) removeManifest(file string) {
 	}
 }
 
+// findPod finds a static pod by its manifest name (the pod name without the node suffix) or an API
+// pod by its name.
 func findPod(l agent.PodList, name string) *agent.PodView {
 	for i := range l.Pods {
-		if l.Pods[i].Name == name+"-"+nodeName {
+		switch l.Pods[i].Name {
+		case name + "-" + nodeName, name + "-" + clusterNode, name:
 			return &l.Pods[i]
 		}
 	}
