@@ -10,7 +10,9 @@ package agent
 //	lease loop   every NodeLeaseDurationSeconds/4 (10 s): renew kube-node-lease/<node> — the heartbeat
 //	status loop  every NodeStatusUpdateFrequency (10 s): read the Node, compute its status, PATCH
 //	             the status subresource when something changed or NodeStatusReportFrequency (5 m)
-//	             passed since the last write; a Node deleted under us is registered again
+//	             passed since the last write; a Node deleted under us is registered again. Until
+//	             the node is first reported Ready, readiness is also checked locally every 100 ms
+//	             so that the Node turns Ready as soon as it is.
 //
 // While the API server cannot be reached, each loop retries with a back-off capped at its period
 // (so it converges within one period of the API server coming back) and logs once when it starts
@@ -219,6 +221,7 @@ type nodeAgent struct {
 	notReady       string   // SetNotReady's message, "" when not forced
 	runtimeVersion string   // last container runtime version read
 	lastReport     time.Time
+	reportedReady  bool // a status write said Ready since this Berth started
 
 	lease *coordinationv1.Lease // last lease written; the lease loop's alone
 }
@@ -473,7 +476,7 @@ func (n *nodeAgent) registerOnce(ctx context.Context) (*v1.Node, bool, error) {
 		if err != nil {
 			return nil, false, fmt.Errorf("create node %s: %w", n.cfg.NodeName, err)
 		}
-		n.noteReport()
+		n.noteReport(created)
 		n.readyEvent(nil, created)
 		return created, true, nil
 	}

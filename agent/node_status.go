@@ -35,6 +35,11 @@ const (
 	nodeMessagePID          = "kubelet has sufficient PID available"
 	nodeRuntimeStatusTimout = 5 * time.Second
 
+	// Until the node is first reported Ready, its readiness is checked this often (for at most
+	// nodeFastStatusWindow after Run starts), so that it turns Ready as soon as it is.
+	nodeFastStatusInterval = 100 * time.Millisecond
+	nodeFastStatusWindow   = 2 * time.Minute
+
 	// nodeStatusRetryInitial is the first wait after a failed status update; it doubles up to the
 	// update frequency.
 	nodeStatusRetryInitial = 200 * time.Millisecond
@@ -368,14 +373,18 @@ func (n *nodeAgent) writeStatus(ctx context.Context, base *v1.Node, force bool) 
 	if err != nil {
 		return nil, fmt.Errorf("update status of node %s: %w", n.cfg.NodeName, err)
 	}
-	n.noteReport()
+	n.noteReport(written)
 	n.readyEvent(base, written)
 	return written, nil
 }
 
-func (n *nodeAgent) noteReport() {
+// noteReport notes a status write: when, and whether it said Ready.
+func (n *nodeAgent) noteReport(written *v1.Node) {
 	n.mu.Lock()
 	n.lastReport = n.cfg.Clock.Now()
+	if c := nodeCondition(written, v1.NodeReady); c != nil && c.Status == v1.ConditionTrue {
+		n.reportedReady = true
+	}
 	n.mu.Unlock()
 }
 
@@ -425,7 +434,8 @@ func (n *nodeAgent) syncStatus(ctx context.Context) error {
 func (n *nodeAgent) runStatus(ctx context.Context) {
 	health := nodeAPIHealth{log: n.log, what: "node status update"}
 	delay, retry := n.updateFrequency, time.Duration(0)
-	for nodeSleep(ctx, n.cfg.Clock, delay, n.wake) {
+	fastUntil := n.cfg.Clock.Now().Add(nodeFastStatusWindow)
+	for n.waitStatusSync(ctx, delay, retry == 0 && n.cfg.Clock.Now().Before(fastUntil)) {
 		err := n.syncStatus(ctx)
 		if ctx.Err() != nil {
 			return
@@ -439,6 +449,47 @@ func (n *nodeAgent) runStatus(ctx context.Context) {
 		health.ok()
 		delay, retry = n.updateFrequency, 0
 	}
+}
+
+// waitStatusSync waits delay before the next status sync, or less when woken (SetNotReady). With
+// fast set, and until this Berth has reported the node Ready once, it also checks the node's
+// readiness locally every nodeFastStatusInterval and syncs as soon as it is Ready: a starting node
+// turns Ready in the API within a fraction of a second of being so, not up to a whole update
+// period later (the kubelet does the same at startup). It reports false when ctx ended.
+func (n *nodeAgent) waitStatusSync(ctx context.Context, delay time.Duration, fast bool) bool {
+	due := n.cfg.Clock.Now().Add(delay)
+	for {
+		wait := due.Sub(n.cfg.Clock.Now())
+		if wait <= 0 {
+			return true
+		}
+		poll := fast && !n.wasReported()
+		if poll {
+			wait = min(wait, nodeFastStatusInterval)
+		}
+		t := n.cfg.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-n.wake:
+			t.Stop()
+			return true
+		case <-t.C():
+		}
+		if poll {
+			if ready, _ := n.readiness(ctx); ready {
+				return true
+			}
+		}
+	}
+}
+
+// wasReported reports whether this Berth has written the node Ready at least once.
+func (n *nodeAgent) wasReported() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.reportedReady
 }
 
 // SetNotReady forces the Ready condition to False (reason KubeletNotReady) with message among its

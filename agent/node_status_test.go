@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,5 +276,50 @@ func TestNodeStatusPatchReplacesAddresses(t *testing.T) {
 	}
 	if len(got.Status.Conditions) != 3 || nodeCondition(&got, v1.NodeReady).Status != v1.ConditionTrue {
 		t.Errorf("conditions = %v, want all three kept and Ready True (patch %s)", got.Status.Conditions, patch)
+	}
+}
+
+func TestNodeTurnsReadyAsSoonAsItIsAtStartup(t *testing.T) {
+	var mu sync.Mutex
+	relist := errors.New("the runtime has not been listed yet")
+	h := newNodeHarness(t, func(c *nodeAgentConfig) {
+		c.RelistHealthy = func() error { mu.Lock(); defer mu.Unlock(); return relist }
+	})
+	h.register()
+	checkCondition(t, h.node(), v1.NodeReady, v1.ConditionFalse, "KubeletNotReady", "PLEG is not healthy: the runtime has not been listed yet")
+	h.run()
+	h.events()
+
+	// Not ready yet: readiness is checked locally, the API server is asked once per update period.
+	gets := h.count("get", "nodes", "")
+	for range 100 {
+		h.step(100 * time.Millisecond)
+	}
+	if got := h.count("get", "nodes", "") - gets; got != 1 {
+		t.Errorf("node gets in 10s while not ready = %d, want 1", got)
+	}
+	if got := h.count("patch", "nodes", "status"); got != 0 {
+		t.Errorf("status patches = %d while nothing changed, want 0", got)
+	}
+
+	mu.Lock()
+	relist = nil
+	mu.Unlock()
+	h.step(100 * time.Millisecond)
+	if got := h.count("patch", "nodes", "status"); got != 1 {
+		t.Fatalf("status patches = %d within 100ms of the node being ready, want 1", got)
+	}
+	checkCondition(t, h.node(), v1.NodeReady, v1.ConditionTrue, "KubeletReady", "kubelet is posting ready status")
+	if got, want := h.events(), []string{"Normal NodeReady Node node-1 status is now: NodeReady"}; !slices.Equal(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+
+	// Once reported Ready, back to the update period.
+	gets = h.count("get", "nodes", "")
+	for range 50 {
+		h.step(100 * time.Millisecond)
+	}
+	if got := h.count("get", "nodes", "") - gets; got != 0 {
+		t.Errorf("node gets = %d in the 5s after turning ready, want 0", got)
 	}
 }
