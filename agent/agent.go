@@ -215,7 +215,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.static.Run(ctx, updates) }()
 	}
 
-	workers := newPodWorkers(ctx, &a.cfg, a.store)
+	workers, err := newPodWorkers(ctx, &a.cfg, a.store)
+	if err != nil {
+		return err
+	}
+	defer workers.prober.Stop()
 	if a.cfg.Cluster != nil {
 		workers.recorder = a.recorder
 		workers.onTerminated = a.finishDeletion

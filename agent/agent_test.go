@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -381,4 +382,60 @@ spec:
 		p := viewPod(l, "init")
 		return p.Phase == "Running" && state(l, "app").State == "running" && state(l, "one").State == "exited" && state(l, "two").State == "exited"
 	})
+}
+
+// TestProbesDriveReadinessAndRestarts: a readiness probe flips the container's ready both ways; a
+// failing liveness probe gets the container killed (with the pod's grace) and restarted.
+func TestProbesDriveReadinessAndRestarts(t *testing.T) {
+	var live, ready atomic.Bool
+	live.Store(true)
+	ready.Store(true)
+	n := newFakeNode(t, map[string]string{"probed.yaml": pod("probed", "Always", `    readinessProbe:
+      exec: {command: ["ready"]}
+      initialDelaySeconds: 3
+      periodSeconds: 1
+      failureThreshold: 1
+    livenessProbe:
+      exec: {command: ["live"]}
+      periodSeconds: 1
+      failureThreshold: 2
+`)})
+	n.srv.SetExecHandler(func(_ string, cmd []string) ([]byte, []byte, int32, error) {
+		ok := map[string]*atomic.Bool{"ready": &ready, "live": &live}[cmd[0]]
+		if ok != nil && ok.Load() {
+			return []byte("fine"), nil, 0, nil
+		}
+		return []byte(cmd[0] + " says no"), nil, 1, nil
+	})
+	isReady := func(want int) func(PodList) bool {
+		return func(l PodList) bool {
+			p := viewPod(l, "probed")
+			return p != nil && p.Phase == "Running" && p.Ready == want && p.Restarts == 0
+		}
+	}
+	// Readiness starts failing: not ready until the first probe, after its initial delay, passes.
+	n.waitView("running, not yet ready", isReady(0))
+	n.tick(2 * time.Second)
+	n.holds("not ready during the initial delay", isReady(0))
+	n.tick(2 * time.Second)
+	n.waitView("ready after the first probe", isReady(1))
+	ready.Store(false)
+	n.tick(2 * time.Second)
+	n.waitView("unready after a failed probe", isReady(0))
+	ready.Store(true)
+	n.tick(2 * time.Second)
+	n.waitView("ready again", isReady(1))
+
+	live.Store(false)
+	n.tick(3 * time.Second)
+	n.waitView("restarted after the liveness failures", func(l PodList) bool {
+		p := viewPod(l, "probed")
+		return p != nil && p.Restarts == 1 && p.Containers[0].State == "running"
+	})
+	n.rt.mu.Lock()
+	graces := append([]int64(nil), n.rt.graces...)
+	n.rt.mu.Unlock()
+	if len(graces) != 1 || graces[0] != 7 {
+		t.Errorf("liveness kill graces = %v, want [7] (the pod's terminationGracePeriodSeconds)", graces)
+	}
 }

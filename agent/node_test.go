@@ -14,6 +14,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -586,4 +587,25 @@ func checkCondition(t *testing.T, node *v1.Node, typ v1.NodeConditionType, statu
 		t.Errorf("%s = %s %s %q, want %s %s %q", typ, c.Status, c.Reason, c.Message, status, reason, message)
 	}
 	return c
+}
+
+func TestNodeRegisterCreateRace(t *testing.T) {
+	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "existing-uid"}}
+	h := newNodeHarness(t, nil, existing)
+	first := true
+	// The first Get misses the node (created meanwhile by someone else): Create then finds it.
+	h.client.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if first {
+			first = false
+			return true, nil, apierrors.NewNotFound(v1.Resource("nodes"), "node-1")
+		}
+		return false, nil, nil
+	})
+	h.register()
+	if h.n.Node().UID != "existing-uid" || h.node().Labels["kubernetes.io/hostname"] != "node-1" {
+		t.Errorf("existing node not reconciled: uid %q labels %v", h.n.Node().UID, h.node().Labels)
+	}
+	if got := h.logs.count("WARN"); got != 0 {
+		t.Errorf("%d warnings for a lost create race", got)
+	}
 }

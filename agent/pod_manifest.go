@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/probes"
 	"io"
 	"maps"
 	"net/netip"
@@ -489,6 +490,7 @@ func defaultPod(pod *v1.Pod) {
 }
 
 func defaultContainer(c *v1.Container, hostNetwork bool) {
+	probes.DefaultContainer(c)
 	if c.ImagePullPolicy == "" {
 		c.ImagePullPolicy = defaultImagePullPolicy(c.Image)
 	}
@@ -610,10 +612,14 @@ func validatePodSpec(spec *v1.PodSpec, path *field.Path) field.ErrorList {
 	seen := map[string]bool{}
 	hostPorts := map[string]*field.Path{}
 	for i := range spec.InitContainers {
-		errs = append(errs, validateContainer(&spec.InitContainers[i], spec, path.Child("initContainers").Index(i), seen, names, hostPorts)...)
+		p := path.Child("initContainers").Index(i)
+		errs = append(errs, validateContainer(&spec.InitContainers[i], spec, p, seen, names, hostPorts)...)
+		errs = append(errs, probes.ValidateContainer(&spec.InitContainers[i], true, p)...)
 	}
 	for i := range spec.Containers {
-		errs = append(errs, validateContainer(&spec.Containers[i], spec, path.Child("containers").Index(i), seen, names, hostPorts)...)
+		p := path.Child("containers").Index(i)
+		errs = append(errs, validateContainer(&spec.Containers[i], spec, p, seen, names, hostPorts)...)
+		errs = append(errs, probes.ValidateContainer(&spec.Containers[i], false, p)...)
 	}
 
 	errs = append(errs, validateEnum(spec.RestartPolicy, path.Child("restartPolicy"), validRestartPolicies)...)
@@ -1099,6 +1105,9 @@ var supportedContainerFields = []string{
 	"tty",
 	"terminationMessagePath",
 	"terminationMessagePolicy",
+	"livenessProbe",
+	"readinessProbe",
+	"startupProbe",
 }
 
 // unsupportedDetails explains, for some unsupported fields (by JSON name), more than "not yet".

@@ -36,7 +36,8 @@ var badManifests = []struct {
 	{"missing image", strings.Replace(goodManifest, "    image: nginx:1.27\n", "", 1), []string{"spec.containers[0].image: Required value"}},
 	{"bad name", strings.Replace(goodManifest, "name: web", "name: Bad_Name", 1), []string{`metadata.name: Invalid value: "Bad_Name"`, "RFC 1123"}},
 	{"unknown field", strings.Replace(goodManifest, "image:", "imagee:", 1), []string{"spec.containers[0].imagee: unknown field"}},
-	{"unsupported probe", goodManifest + "    livenessProbe:\n      exec:\n        command: [\"true\"]\n", []string{"spec.containers[0].livenessProbe: Unsupported value: Berth does not support livenessProbe yet"}},
+	{"unsupported lifecycle hook", goodManifest + "    lifecycle:\n      preStop:\n        exec:\n          command: [\"true\"]\n", []string{"spec.containers[0].lifecycle: Unsupported value: Berth does not support lifecycle yet"}},
+	{"probe on a plain init container", strings.Replace(goodManifest, "  containers:", "  initContainers:\n  - name: init\n    image: busybox\n    readinessProbe:\n      exec:\n        command: [\"true\"]\n  containers:", 1), []string{"spec.initContainers[0].readinessProbe"}},
 	{"unsupported volumes", goodManifest + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{"spec.volumes: Unsupported value: Berth does not support volumes yet"}},
 	{"empty file", "", []string{"empty manifest"}},
 	{"whitespace only", "  \n\t\n", []string{"empty manifest"}},
@@ -481,9 +482,12 @@ func TestUnsupportedFields(t *testing.T) {
 		{"volumes", func(p *v1.Pod) { p.Spec.Volumes = []v1.Volume{{Name: "data"}} }, "spec.volumes: Unsupported value: Berth does not support volumes yet"},
 		{"volume mounts", func(p *v1.Pod) { p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d"}} }, "spec.containers[0].volumeMounts: Unsupported value: Berth does not support volumeMounts yet"},
 		{"volume devices", func(p *v1.Pod) { p.Spec.Containers[0].VolumeDevices = []v1.VolumeDevice{{Name: "d", DevicePath: "/d"}} }, "spec.containers[0].volumeDevices: Unsupported value"},
-		{"liveness probe", func(p *v1.Pod) { p.Spec.Containers[0].LivenessProbe = &v1.Probe{PeriodSeconds: 3} }, "spec.containers[0].livenessProbe: Unsupported value: Berth does not support livenessProbe yet"},
-		{"readiness probe on init", func(p *v1.Pod) { p.Spec.InitContainers[0].ReadinessProbe = &v1.Probe{PeriodSeconds: 3} }, "spec.initContainers[0].readinessProbe: Unsupported value"},
-		{"startup probe", func(p *v1.Pod) { p.Spec.Containers[0].StartupProbe = &v1.Probe{PeriodSeconds: 3} }, "spec.containers[0].startupProbe: Unsupported value"},
+		{"lifecycle hook", func(p *v1.Pod) {
+			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 1}}}
+		}, "spec.containers[0].lifecycle: Unsupported value: Berth does not support lifecycle yet"},
+		{"lifecycle hook on init", func(p *v1.Pod) {
+			p.Spec.InitContainers[0].Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 1}}}
+		}, "spec.initContainers[0].lifecycle: Unsupported value"},
 		{"lifecycle", func(p *v1.Pod) {
 			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"x"}}}}
 		}, "spec.containers[0].lifecycle: Unsupported value"},

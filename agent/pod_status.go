@@ -28,6 +28,14 @@ type statusInput struct {
 	// previous is the status computed last time, so that condition transition times only move
 	// when a condition changes.
 	previous *v1.PodStatus
+	// probes has the readiness and startup results of running containers; nil means no probes.
+	probes probeResults
+}
+
+// probeResults is what status needs of the prober.
+type probeResults interface {
+	Ready(containerID string) bool
+	Started(containerID string) bool
 }
 
 func waitingKey(typ, name string) string { return typ + "/" + name }
@@ -120,10 +128,13 @@ func containerStatusOf(in statusInput, c v1.Container, typ string) v1.ContainerS
 	switch {
 	case cur.state == runtimeapi.ContainerState_CONTAINER_RUNNING:
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: nanoTime(cur.status.GetStartedAt())}
-		// With no readiness probe a running container is ready and started.
-		t := true
-		cs.Ready = true
-		cs.Started = &t
+		// Readiness and startup come from the probes; with none, a running container is both.
+		ready, started := true, true
+		if in.probes != nil {
+			ready, started = in.probes.Ready(cur.id), in.probes.Started(cur.id)
+		}
+		cs.Ready = ready && started
+		cs.Started = &started
 	case cur.exited():
 		term := terminatedOf(in.runtimeName, cur)
 		if waiting != nil {

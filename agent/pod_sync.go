@@ -183,6 +183,18 @@ func (s *podSync) ensureContainer(ctx context.Context, c *v1.Container, typ stri
 	case inst == nil:
 		return s.startContainer(ctx, c, typ, s.rt.nextRestartCount(typ, c.Name))
 	case inst.state == runtimeapi.ContainerState_CONTAINER_RUNNING:
+		if k, failed := m.prober.LivenessFailed(inst.id); failed {
+			grace := k.GracePeriod(s.w.gracePeriod())
+			s.log.Info("killing container: "+k.Message, "container", c.Name, "id", inst.id, "probeOutput", k.Output, "gracePeriod", grace)
+			s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Killing", "%s", k.Message)
+			if err := m.rt.StopContainer(ctx, inst.id, grace); err != nil && !cri.IsNotFound(err) {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+				return false
+			}
+			s.requeueIn(time.Millisecond) // restart it (per restartPolicy) on the next pass
+			return true
+		}
 		if inst.hash != "" && inst.hash != cri.ContainerHash(c) {
 			s.log.Info("container spec changed, replacing it", "container", c.Name)
 			if err := m.rt.StopContainer(ctx, inst.id, s.w.gracePeriod()); err != nil {

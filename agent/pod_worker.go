@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/probes"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -205,8 +206,38 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 	if ctx.Err() != nil {
 		return 0 // removed or shutting down: the loop sees which
 	}
+	w.syncProbes(pod, s.rt)
 	w.publish(pod, s.rt, s.waiting, s.err)
 	return s.requeue
+}
+
+// syncProbes tells the prober which container instances run now, so it starts their probe workers
+// and stops those of instances that are gone.
+func (w *podWorker) syncProbes(pod *v1.Pod, rt *podRuntime) {
+	var states []probes.ContainerState
+	sb := rt.currentSandbox()
+	for _, c := range pod.Spec.Containers {
+		if sb == nil {
+			break
+		}
+		inst := rt.newestIn(sb.Id, cri.ContainerTypeApp, c.Name)
+		if inst == nil {
+			continue
+		}
+		st := probes.ContainerState{Name: c.Name, ID: inst.id, Running: inst.state == runtimeapi.ContainerState_CONTAINER_RUNNING}
+		if inst.status != nil {
+			st.StartedAt = time.Unix(0, inst.status.StartedAt)
+		}
+		states = append(states, st)
+	}
+	podIP := ""
+	if ss := rt.sandboxStatus; ss != nil && ss.Network != nil {
+		podIP = ss.Network.Ip
+	}
+	if podIP == "" && pod.Spec.HostNetwork {
+		podIP = first(w.m.cfg.NodeIPs)
+	}
+	w.m.prober.Sync(pod, podIP, states)
 }
 
 func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, _ string) v1.PodStatus {
@@ -219,6 +250,7 @@ func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[strin
 		startTime:   w.startTime,
 		now:         w.m.clock.Now(),
 		previous:    w.lastStatus,
+		probes:      w.m.prober,
 	})
 }
 
@@ -261,6 +293,7 @@ func (w *podWorker) dnsConfig(pod *v1.Pod) *runtimeapi.DNSConfig {
 // terminate stops and removes everything the runtime has of the pod, retrying until it is all gone
 // or Berth shuts down (then the next Berth finds the pod as an orphan and finishes the job).
 func (w *podWorker) terminate(ctx context.Context) {
+	w.m.prober.RemovePod(w.uid) // a terminating pod's liveness must not restart anything
 	grace := w.gracePeriod()
 	w.log.Info("terminating pod", "gracePeriod", grace)
 	delay := 500 * time.Millisecond

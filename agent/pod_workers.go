@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/probes"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -27,6 +28,9 @@ type podWorkers struct {
 	pullBackoff   *backoff // failing image pulls: 10s doubling to 5m
 	createBackoff *backoff // failing sandbox or container creation: 1s doubling to 1m
 
+	// prober runs the containers' liveness, readiness and startup probes.
+	prober *probes.Manager
+
 	// recorder emits the kubelet's pod events (Pulling, Started, Killing, BackOff, ...); nil in
 	// standalone mode.
 	recorder record.EventRecorder
@@ -43,8 +47,8 @@ type podWorkers struct {
 	wg       sync.WaitGroup
 }
 
-func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) *podWorkers {
-	return &podWorkers{
+func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) (*podWorkers, error) {
+	m := &podWorkers{
 		ctx:               ctx,
 		cfg:               cfg,
 		rt:                cfg.Runtime,
@@ -58,6 +62,31 @@ func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) *podWor
 		terminatingByName: map[string]*podWorker{},
 		finished:          map[types.UID]bool{},
 	}
+	prober, err := probes.NewManager(probes.ManagerConfig{
+		Exec:     cfg.Runtime,
+		Clock:    cfg.Clock,
+		Logger:   cfg.Logger.With("component", "probes"),
+		OnChange: m.wake,
+		OnEvent:  m.probeEvent,
+		Jitter:   true, // after a restart, 100 pods' probes must not fire in lockstep
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.prober = prober
+	return m, nil
+}
+
+// probeEvent reports a failed (or warned) probe attempt: a log line and, in cluster mode, the
+// kubelet's Unhealthy event.
+func (m *podWorkers) probeEvent(e probes.Event) {
+	m.log.Info("probe "+string(e.Outcome), "pod", e.Pod.String(), "container", e.Container, "probe", string(e.Kind), "output", e.Output)
+	if m.recorder == nil {
+		return
+	}
+	ref := &v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: e.Pod.Namespace, Name: e.Pod.Name, UID: e.PodUID,
+		FieldPath: "spec.containers{" + e.Container + "}"}
+	m.recorder.Eventf(ref, v1.EventTypeWarning, e.Reason(), "%s", e.Message())
 }
 
 func nsName(namespace, name string) string { return namespace + "/" + name }
