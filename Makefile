@@ -46,12 +46,17 @@ lint:
 unit:
 	$(GO) test -count=1 ./...
 
+# The integration suite needs a containerd (test/env/runtime.sh) and, for cluster mode, etcd and
+# kube-apiserver (test/env/controlplane.sh, built once and cached); both are stopped afterwards.
+CONTROLPLANE_DIR ?= /tmp/berth-controlplane
 integration: build
 	@set -euo pipefail; \
-	trap 'test/env/runtime.sh down' EXIT; \
+	trap 'test/env/controlplane.sh down $(CONTROLPLANE_DIR); test/env/runtime.sh down' EXIT; \
 	endpoint=$$(test/env/runtime.sh up | tail -n1 | sed 's/^CONTAINER_RUNTIME_ENDPOINT=//'); \
+	test/env/controlplane.sh up $(CONTROLPLANE_DIR) >/dev/null; \
 	BERTH_BIN=$(CURDIR)/$(BIN) CONTAINER_RUNTIME_ENDPOINT=$$endpoint \
-		$(GO) test -tags integration -count=1 -timeout 30m -v ./test/integration/
+	BERTH_CONTROLPLANE_DIR=$(CONTROLPLANE_DIR) BERTH_CONTROLPLANE_SCRIPT=$(CURDIR)/test/env/controlplane.sh \
+		$(GO) test -tags integration -count=1 -timeout 40m -v ./test/integration/
 
 clean:
 	rm -rf bin
