@@ -167,9 +167,6 @@ go_build() {
 # build NAME: make sure the tool is in the cache; sets BUILT to its path.
 build() {
 	local name=$1 v ld k key=
-	if ! mkdir -p "$CACHE" 2>/dev/null || [[ ! -w $CACHE ]]; then
-		die "cannot write to $CACHE: set BERTH_TOOLS_CACHE to a folder of yours"
-	fi
 	case $name in
 	kube-apiserver | kubelet | kubectl)
 		v=$(module_version k8s.io/kubernetes)
@@ -187,6 +184,9 @@ build() {
 	*) die "cannot build \"$name\": kube-apiserver, kubelet, kubectl, etcd or pki" ;;
 	esac
 	built && return 0
+	if ! mkdir -p "$CACHE" 2>/dev/null || [[ ! -w $CACHE ]]; then
+		die "cannot write to $CACHE to build $name: set BERTH_TOOLS_CACHE to a folder of yours"
+	fi
 	# One build at a time: two `up`s of different folders share the cache.
 	exec 8>"$CACHE/.lock"
 	flock -w 3600 8 || die "another build holds $CACHE/.lock for an hour"
