@@ -472,14 +472,14 @@ func (n *nodeAgent) registerOnce(ctx context.Context) (*v1.Node, bool, error) {
 	existing, err := nodes.Get(ctx, n.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		node := n.computeStatus(ctx, n.initialNode())
-		created, err := nodes.Create(ctx, node, metav1.CreateOptions{})
-		if err == nil {
+		created, cerr := nodes.Create(ctx, node, metav1.CreateOptions{})
+		if cerr == nil {
 			n.noteReport(created)
 			n.readyEvent(nil, created)
 			return created, true, nil
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, false, fmt.Errorf("create node %s: %w", n.cfg.NodeName, err)
+		if !apierrors.IsAlreadyExists(cerr) {
+			return nil, false, fmt.Errorf("create node %s: %w", n.cfg.NodeName, cerr)
 		}
 		// Created since the Get (by a previous Berth whose request timed out): reconcile it.
 		existing, err = nodes.Get(ctx, n.cfg.NodeName, metav1.GetOptions{})

@@ -185,8 +185,14 @@ func (h *nodeHarness) setFailAPI(err error) {
 
 func (h *nodeHarness) register() {
 	h.t.Helper()
-	if err := h.n.Register(context.Background()); err != nil {
-		h.t.Fatal(err)
+	// Registration retries on the fake clock, which register does not move: a failure would
+	// hang, so give up after a while and show the logs.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.n.Register(ctx); err != nil {
+		h.logs.mu.Lock()
+		defer h.logs.mu.Unlock()
+		h.t.Fatalf("Register: %v; logs: %q", err, h.logs.records)
 	}
 }
 
