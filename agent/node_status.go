@@ -33,7 +33,7 @@ const (
 	nodeMessageDisk         = "kubelet has no disk pressure"
 	nodeReasonPID           = "KubeletHasSufficientPID"
 	nodeMessagePID          = "kubelet has sufficient PID available"
-	nodeRuntimeStatusTimout = 5 * time.Second
+	nodeRuntimeCallTimeout = 5 * time.Second
 
 	// Until the node is first reported Ready, its readiness is checked this often (for at most
 	// nodeFastStatusWindow after Run starts), so that it turns Ready as soon as it is.
@@ -157,7 +157,7 @@ func (n *nodeAgent) addresses() []v1.NodeAddress {
 // runtimeVersionString is containerRuntimeVersion, "<name>://<version>"; when the runtime cannot be
 // asked, the last version read.
 func (n *nodeAgent) runtimeVersionString(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, nodeRuntimeStatusTimout)
+	ctx, cancel := context.WithTimeout(ctx, nodeRuntimeCallTimeout)
 	v, err := n.cfg.Runtime.Version(ctx)
 	cancel()
 	n.mu.Lock()
@@ -177,7 +177,7 @@ func (n *nodeAgent) readiness(ctx context.Context) (bool, string) {
 		errs = append(errs, errors.New(n.notReady))
 	}
 	n.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, nodeRuntimeStatusTimout)
+	sctx, cancel := context.WithTimeout(ctx, nodeRuntimeCallTimeout)
 	st, err := n.cfg.Runtime.Status(sctx)
 	cancel()
 	if err != nil || st == nil {
