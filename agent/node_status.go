@@ -23,16 +23,16 @@ import (
 
 // Condition reasons and messages, as the kubelet reports them.
 const (
-	nodeReasonReady         = "KubeletReady"
-	nodeReasonNotReady      = "KubeletNotReady"
-	nodeMessageReady        = "kubelet is posting ready status"
-	nodeMessageRuntimeDown  = "container runtime is down"
-	nodeReasonMemory        = "KubeletHasSufficientMemory"
-	nodeMessageMemory       = "kubelet has sufficient memory available"
-	nodeReasonDisk          = "KubeletHasNoDiskPressure"
-	nodeMessageDisk         = "kubelet has no disk pressure"
-	nodeReasonPID           = "KubeletHasSufficientPID"
-	nodeMessagePID          = "kubelet has sufficient PID available"
+	nodeReasonReady        = "KubeletReady"
+	nodeReasonNotReady     = "KubeletNotReady"
+	nodeMessageReady       = "kubelet is posting ready status"
+	nodeMessageRuntimeDown = "container runtime is down"
+	nodeReasonMemory       = "KubeletHasSufficientMemory"
+	nodeMessageMemory      = "kubelet has sufficient memory available"
+	nodeReasonDisk         = "KubeletHasNoDiskPressure"
+	nodeMessageDisk        = "kubelet has no disk pressure"
+	nodeReasonPID          = "KubeletHasSufficientPID"
+	nodeMessagePID         = "kubelet has sufficient PID available"
 	nodeRuntimeCallTimeout = 5 * time.Second
 
 	// Until the node is first reported Ready, its readiness is checked this often (for at most
