@@ -146,18 +146,19 @@ func (a *Agent) newCluster(c *ClusterConfig) error {
 	if err != nil {
 		return err
 	}
-	hostname, _ := os.Hostname()
 	node, err := newNodeAgent(nodeAgentConfig{
-		Cluster:       c,
-		NodeName:      cfg.NodeName,
-		NodeIPs:       cfg.NodeIPs,
-		Hostname:      hostname,
+		Cluster:  c,
+		NodeName: cfg.NodeName,
+		NodeIPs:  cfg.NodeIPs,
+		// The Hostname address is the node name, i.e. --hostname-override when given, as the
+		// kubelet reports it.
+		Hostname:      cfg.NodeName,
 		Runtime:       cfg.Runtime,
 		RelistHealthy: a.Healthy,
 		MaxPods:       cfg.MaxPods,
 		Machine:       machine,
 		Clock:         cfg.Clock,
-		Logger:        log.With("component", "node"),
+		Logger:        log,
 		Recorder:      a.recorder,
 	})
 	if err != nil {
@@ -223,7 +224,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.Cluster != nil {
 		workers.recorder = a.recorder
 		workers.onTerminated = a.finishDeletion
-		a.recorder.Eventf(&v1.ObjectReference{Kind: "Node", Name: a.cfg.NodeName, UID: types.UID(a.cfg.NodeName)}, v1.EventTypeNormal, "Starting", "Starting berth.")
 		expected[SourceAPI] = true
 		a.api.start(ctx)
 		wg.Add(4)
