@@ -45,7 +45,9 @@ func (a *admitter) check(p *v1.Pod) *admissionError {
 	if p.Annotations[annotationConfigSource] != SourceFile {
 		// Static pods were checked by their source; API pods are checked here: Berth refuses what it
 		// cannot honour instead of running the pod without it.
-		if errs := unsupportedFields(p); len(errs) > 0 {
+		// Only the spec asks for features: metadata such as managedFields or resourceVersion is the
+		// API server's, not a request.
+		if errs := unsupportedFields(&v1.Pod{Spec: p.Spec}); len(errs) > 0 {
 			return &admissionError{"UnsupportedPodSpec", errs.ToAggregate().Error()}
 		}
 	}
@@ -91,9 +93,11 @@ func (a *admitter) check(p *v1.Pod) *admissionError {
 	if ok, _ := nodeaffinity.GetRequiredNodeAffinity(p).Match(node); !ok {
 		return &admissionError{"NodeAffinity", "Predicate NodeAffinity failed: the node's labels do not match the pod's nodeSelector or required node affinity"}
 	}
+	// As the kubelet: only NoExecute taints are checked here (NoSchedule is the scheduler's
+	// business, and a pod bound by nodeName bypasses it), and never for static pods.
 	if taint, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, p.Spec.Tolerations, func(t *v1.Taint) bool {
-		return t.Effect == v1.TaintEffectNoExecute || t.Effect == v1.TaintEffectNoSchedule
-	}, false); untolerated {
+		return t.Effect == v1.TaintEffectNoExecute
+	}, false); untolerated && p.Annotations[annotationConfigSource] != SourceFile {
 		return &admissionError{"Taint", fmt.Sprintf("Predicate TaintToleration failed: the pod does not tolerate the node's taint %s", taint.ToString())}
 	}
 	if port := hostPortConflict(p, a.admitted); port != "" {

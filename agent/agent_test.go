@@ -427,7 +427,15 @@ func TestProbesDriveReadinessAndRestarts(t *testing.T) {
 	n.waitView("ready again", isReady(1))
 
 	live.Store(false)
-	n.tick(3 * time.Second)
+	restarted := func(l PodList) bool { p := viewPod(l, "probed"); return p != nil && p.Restarts >= 1 }
+	for i := 0; !restarted(n.agent.PodList()); i++ {
+		if i == 10 {
+			t.Fatalf("no restart after 10s of failing liveness probes: %+v", n.agent.PodList())
+		}
+		n.tick(time.Second)
+		time.Sleep(20 * time.Millisecond)
+	}
+	live.Store(true) // the new instance is healthy
 	n.waitView("restarted after the liveness failures", func(l PodList) bool {
 		p := viewPod(l, "probed")
 		return p != nil && p.Restarts == 1 && p.Containers[0].State == "running"

@@ -123,17 +123,17 @@ func (m *mirrorPods) sync(ctx context.Context, key string) error {
 	static, mirror := m.static[key], m.mirrors[key]
 	m.mu.Unlock()
 	pods := m.client.CoreV1().Pods(namespaceOf(key))
-	if mirror != nil && (static == nil || mirror.Annotations[annotationConfigMirror] != string(static.UID)) {
-		if mirror.DeletionTimestamp != nil {
-			return nil // already going; its deletion event requeues the key
-		}
+	// A mirror that is outdated, orphaned or being deleted (someone ran kubectl delete: the API
+	// server waits for the node to finish it) is deleted now, with grace 0; its deletion event
+	// requeues the key and a fresh one is created.
+	if mirror != nil && (static == nil || mirror.Annotations[annotationConfigMirror] != string(static.UID) || mirror.DeletionTimestamp != nil) {
 		uid := mirror.UID
 		err := pods.Delete(ctx, mirror.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, GracePeriodSeconds: new(int64)})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return err
 		}
 		m.health.ok()
-		m.log.Info("deleted outdated mirror pod", "pod", key, "mirrorUID", string(uid))
+		m.log.Info("deleted mirror pod", "pod", key, "mirrorUID", string(uid), "staticPodGone", static == nil)
 		return nil
 	}
 	if static == nil || mirror != nil {

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -49,7 +50,9 @@ func newCluster(t *testing.T) *cluster {
 	c.nodeName = clusterNode
 	c.extraArgs = []string{"--kubeconfig", filepath.Join(dir, "node.kubeconfig")}
 	c.cleanAPI()
-	t.Cleanup(c.cleanAPI)
+	// Cleanups run last-in first-out: stop Berth before cleaning the API, or it would recreate
+	// the mirror pods of its static pods.
+	t.Cleanup(func() { c.stop(); c.cleanAPI() })
 	return c
 }
 
@@ -90,8 +93,13 @@ func webAPIPod(name string) *v1.Pod {
 	p := apiPod(name, "Always", "sh", "-c", "mkdir -p /www && echo "+name+" > /www/index.html && exec httpd -f -p 80 -h /www")
 	p.Spec.Containers[0].Ports = []v1.ContainerPort{{Name: "http", ContainerPort: 80}}
 	p.Spec.Containers[0].Resources = v1.ResourceRequirements{
-		Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("8Mi")},
-		Limits:   v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m"), v1.ResourceMemory: resource.MustParse("8Mi")},
+		Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("50m"), v1.ResourceMemory: resource.MustParse("16Mi")},
+		Limits:   v1.ResourceList{v1.ResourceCPU: resource.MustParse("50m"), v1.ResourceMemory: resource.MustParse("16Mi")},
+	}
+	// Ready means serving: the readiness probe checks the page over the pod network.
+	p.Spec.Containers[0].ReadinessProbe = &v1.Probe{
+		ProbeHandler:  v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
+		PeriodSeconds: 1,
 	}
 	return p
 }
@@ -434,6 +442,12 @@ func TestClusterAPIServerOutage(t *testing.T) {
 	controlplane(t, "start-apiserver", c.dir)
 	back := time.Now()
 
+	// Nothing marks the node NotReady during the outage here (no controller-manager), so "Ready
+	// again" is shown by a fresh heartbeat: the Lease renewed after the API server came back.
+	waitFor(t, "the Lease renewed after the outage", 15*time.Second, func() bool {
+		l, err := c.admin.CoordinationV1().Leases("kube-node-lease").Get(context.Background(), clusterNode, metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.Time.After(back)
+	})
 	c.waitNodeReady(15 * time.Second)
 	for i := range 3 {
 		p := c.waitPod(fmt.Sprintf("steady-%d", i), "Running", 15*time.Second-time.Since(back), podReady)
