@@ -1,13 +1,17 @@
 package cri
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,10 +32,18 @@ type ContainerOptions struct {
 	// Burstable containers and stands in for limits.memory in resourceFieldRef env vars when the
 	// container sets no memory limit. 0 means unknown.
 	NodeMemoryCapacity int64
+	// ConfigMaps and Secrets hold the data of the ConfigMaps and Secrets (of the pod's namespace)
+	// that the container's env (configMapKeyRef, secretKeyRef) and envFrom refer to, by name, as the
+	// caller fetched them: an object absent from its map does not exist. The translation applies
+	// the API's rules (optional references, missing keys, envFrom prefixes); cri never talks to an
+	// API server. Only Data is read from a ConfigMap, as the kubelet does for the environment.
+	ConfigMaps map[string]map[string]string
+	Secrets    map[string]map[string][]byte
 }
 
 // ContainerConfig translates one container of a pod into its CRI configuration: metadata,
-// image, command and args with $(VAR) expanded, environment (literal and downward API values),
+// image, command and args with $(VAR) expanded, environment (literal values, the downward API,
+// ConfigMaps and Secrets as given in opts),
 // the labels and annotations Berth reads back after a restart, log path, Linux resources and
 // security context.
 func ContainerConfig(pod *v1.Pod, c *v1.Container, opts ContainerOptions) (*runtimeapi.ContainerConfig, error) {
@@ -78,6 +90,12 @@ func ContainerConfig(pod *v1.Pod, c *v1.Container, opts ContainerOptions) (*runt
 		AnnotationTerminationMessagePolicy: messagePolicy,
 		AnnotationTerminationGrace:         strconv.FormatInt(terminationGracePeriod(pod), 10),
 	}
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		// Kept so that a container whose pod spec is gone (an orphan) still gets its preStop hook.
+		if b, err := json.Marshal(c.Lifecycle.PreStop); err == nil {
+			annotations[AnnotationPreStopHandler] = string(b)
+		}
+	}
 
 	lookup := mapLookup(vars)
 	return &runtimeapi.ContainerConfig{
@@ -116,37 +134,46 @@ func expandAll(in []string, lookup func(string) (string, bool)) []string {
 	return out
 }
 
-// containerEnv resolves the container's environment in spec order. A literal value may refer to
-// variables defined before it with $(VAR); a variable defined twice keeps its first position and
-// its last value. It returns the variables both as CRI key-values and as a map, for expanding
-// the command and args.
+// containerEnv resolves the container's environment: first the variables of envFrom, in order
+// (each source's keys sorted, with its prefix; keys that are not valid variable names are skipped,
+// as the kubelet does), then env in spec order. A literal value may refer to variables defined
+// before it with $(VAR); a variable defined twice keeps its first position and its last value. It
+// returns the variables both as CRI key-values and as a map, for expanding the command and args.
 func containerEnv(pod *v1.Pod, c *v1.Container, opts ContainerOptions) ([]*runtimeapi.KeyValue, map[string]string, error) {
-	for i, from := range c.EnvFrom {
-		switch {
-		case from.ConfigMapRef != nil:
-			return nil, nil, fmt.Errorf("envFrom[%d]: configMapRef is not supported yet", i)
-		case from.SecretRef != nil:
-			return nil, nil, fmt.Errorf("envFrom[%d]: secretRef is not supported yet", i)
-		default:
-			return nil, nil, fmt.Errorf("envFrom[%d]: no source", i)
-		}
-	}
 	vars := make(map[string]string, len(c.Env))
 	order := make([]string, 0, len(c.Env))
+	set := func(name, value string) {
+		if _, ok := vars[name]; !ok {
+			order = append(order, name)
+		}
+		vars[name] = value
+	}
+	for i, from := range c.EnvFrom {
+		data, err := envFromData(pod, from, opts)
+		if err != nil {
+			return nil, nil, fmt.Errorf("envFrom[%d]: %w", i, err)
+		}
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			if name := from.Prefix + k; ValidEnvFromName(name) {
+				set(name, data[k])
+			}
+		}
+	}
 	for _, e := range c.Env {
 		var value string
 		if e.ValueFrom == nil {
 			value = expand(e.Value, mapLookup(vars))
 		} else {
-			var err error
-			if value, err = envValueFrom(pod, c, e.ValueFrom, opts); err != nil {
+			v, ok, err := envValueFrom(pod, c, e.ValueFrom, opts)
+			if err != nil {
 				return nil, nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
+			if !ok {
+				continue // an optional reference to a missing object or key: the variable is not set
+			}
+			value = v
 		}
-		if _, ok := vars[e.Name]; !ok {
-			order = append(order, e.Name)
-		}
-		vars[e.Name] = value
+		set(e.Name, value)
 	}
 	envs := make([]*runtimeapi.KeyValue, len(order))
 	for i, name := range order {
@@ -155,20 +182,92 @@ func containerEnv(pod *v1.Pod, c *v1.Container, opts ContainerOptions) ([]*runti
 	return envs, vars, nil
 }
 
-func envValueFrom(pod *v1.Pod, c *v1.Container, from *v1.EnvVarSource, opts ContainerOptions) (string, error) {
+// ValidEnvFromName reports whether a key of an envFrom source (with its prefix) can be a variable
+// name; the others are skipped.
+func ValidEnvFromName(name string) bool {
+	return len(validation.IsRelaxedEnvVarName(name)) == 0
+}
+
+// envFromData is the data of one envFrom source; nil for an optional source that does not exist.
+func envFromData(pod *v1.Pod, from v1.EnvFromSource, opts ContainerOptions) (map[string]string, error) {
+	switch {
+	case from.ConfigMapRef != nil:
+		ref := from.ConfigMapRef
+		data, ok := opts.ConfigMaps[ref.Name]
+		if !ok {
+			if isOptional(ref.Optional) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("configmap %q not found", ref.Name)
+		}
+		return data, nil
+	case from.SecretRef != nil:
+		ref := from.SecretRef
+		data, ok := opts.Secrets[ref.Name]
+		if !ok {
+			if isOptional(ref.Optional) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("secret %q not found", ref.Name)
+		}
+		out := make(map[string]string, len(data))
+		for k, v := range data {
+			out[k] = string(v)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no source")
+}
+
+func isOptional(b *bool) bool { return b != nil && *b }
+
+// envValueFrom resolves one valueFrom; ok is false when an optional reference finds nothing.
+func envValueFrom(pod *v1.Pod, c *v1.Container, from *v1.EnvVarSource, opts ContainerOptions) (value string, ok bool, err error) {
 	switch {
 	case from.FieldRef != nil:
-		return podFieldValue(pod, from.FieldRef, opts)
+		v, err := podFieldValue(pod, from.FieldRef, opts)
+		return v, err == nil, err
 	case from.ResourceFieldRef != nil:
-		return resourceFieldValue(pod, c, from.ResourceFieldRef, opts.NodeMemoryCapacity)
+		v, err := resourceFieldValue(pod, c, from.ResourceFieldRef, opts.NodeMemoryCapacity)
+		return v, err == nil, err
 	case from.ConfigMapKeyRef != nil:
-		return "", fmt.Errorf("configMapKeyRef is not supported yet")
+		ref := from.ConfigMapKeyRef
+		data, found := opts.ConfigMaps[ref.Name]
+		if !found {
+			if isOptional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("configmap %q not found", ref.Name)
+		}
+		v, found := data[ref.Key]
+		if !found {
+			if isOptional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return v, true, nil
 	case from.SecretKeyRef != nil:
-		return "", fmt.Errorf("secretKeyRef is not supported yet")
+		ref := from.SecretKeyRef
+		data, found := opts.Secrets[ref.Name]
+		if !found {
+			if isOptional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("secret %q not found", ref.Name)
+		}
+		v, found := data[ref.Key]
+		if !found {
+			if isOptional(ref.Optional) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
+		}
+		return string(v), true, nil
 	case from.FileKeyRef != nil:
-		return "", fmt.Errorf("fileKeyRef is not supported yet")
+		return "", false, fmt.Errorf("fileKeyRef is not supported yet")
 	}
-	return "", fmt.Errorf("valueFrom has no source")
+	return "", false, fmt.Errorf("valueFrom has no source")
 }
 
 // podFieldValue is the value of a downward API fieldRef. A host network pod without pod IPs

@@ -478,15 +478,26 @@ func TestContainerConfigErrors(t *testing.T) {
 		mutate  func(c *v1.Container, o *ContainerOptions)
 		wantErr string
 	}{
-		{"configMapKeyRef", func(c *v1.Container, _ *ContainerOptions) {
-			c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{Key: "k"}}}}
-		}, "env X: configMapKeyRef is not supported yet"},
-		{"secretKeyRef", func(c *v1.Container, _ *ContainerOptions) {
-			c.Env = []v1.EnvVar{{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{Key: "k"}}}}
-		}, "env PASSWORD: secretKeyRef is not supported yet"},
-		{"envFrom", func(c *v1.Container, _ *ContainerOptions) {
-			c.EnvFrom = []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{}}}
-		}, "envFrom[0]: configMapRef is not supported yet"},
+		{"configMapKeyRef to a missing ConfigMap", func(c *v1.Container, _ *ContainerOptions) {
+			c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Key: "k"}}}}
+		}, `env X: configmap "cm" not found`},
+		{"secretKeyRef to a missing key", func(c *v1.Container, o *ContainerOptions) {
+			o.Secrets = map[string]map[string][]byte{"db": {"user": []byte("u")}}
+			c.Env = []v1.EnvVar{{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "db"}, Key: "password"}}}}
+		}, "env PASSWORD: couldn't find key password in Secret default/db"},
+		{"configMapKeyRef to a missing key", func(c *v1.Container, o *ContainerOptions) {
+			o.ConfigMaps = map[string]map[string]string{"cm": {}}
+			c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}, Key: "k"}}}}
+		}, "env X: couldn't find key k in ConfigMap default/cm"},
+		{"envFrom a missing ConfigMap", func(c *v1.Container, _ *ContainerOptions) {
+			c.EnvFrom = []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}}
+		}, `envFrom[0]: configmap "cm" not found`},
+		{"envFrom a missing Secret", func(c *v1.Container, _ *ContainerOptions) {
+			c.EnvFrom = []v1.EnvFromSource{{SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "s"}}}}
+		}, `envFrom[0]: secret "s" not found`},
+		{"envFrom without a source", func(c *v1.Container, _ *ContainerOptions) {
+			c.EnvFrom = []v1.EnvFromSource{{Prefix: "X_"}}
+		}, "envFrom[0]: no source"},
 		{"unknown field path", func(c *v1.Container, _ *ContainerOptions) {
 			c.Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: "spec.schedulerName"}}}}
 		}, "env X: fieldRef spec.schedulerName: unsupported field path"},
@@ -515,5 +526,67 @@ func TestContainerConfigErrors(t *testing.T) {
 				t.Errorf("error %q does not say where", err)
 			}
 		})
+	}
+}
+
+// TestContainerEnvFromConfigMapsAndSecrets: envFrom first (sorted keys, prefix, invalid names
+// skipped), then env, which overrides and may refer to them; optional references to missing objects
+// or keys set nothing.
+func TestContainerEnvFromConfigMapsAndSecrets(t *testing.T) {
+	p := testPod()
+	c := &p.Spec.Containers[0]
+	yes := true
+	ref := func(name string) v1.LocalObjectReference { return v1.LocalObjectReference{Name: name} }
+	c.EnvFrom = []v1.EnvFromSource{
+		{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: ref("app")}},
+		{Prefix: "DB_", SecretRef: &v1.SecretEnvSource{LocalObjectReference: ref("db")}},
+		{ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: ref("absent"), Optional: &yes}},
+	}
+	c.Env = []v1.EnvVar{
+		{Name: "MODE", Value: "override-$(LEVEL)"},
+		{Name: "KEY", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: ref("app"), Key: "LEVEL"}}},
+		{Name: "TOKEN", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: ref("db"), Key: "password"}}},
+		{Name: "GONE", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: ref("nope"), Key: "k", Optional: &yes}}},
+		{Name: "NOKEY", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: ref("app"), Key: "missing", Optional: &yes}}},
+	}
+	c.Command = []string{"run", "$(DB_user)"}
+	opts := appOpts()
+	opts.ConfigMaps = map[string]map[string]string{"app": {"MODE": "fast", "LEVEL": "3", "bad=name": "x"}}
+	opts.Secrets = map[string]map[string][]byte{"db": {"user": []byte("admin"), "password": []byte("s3cret")}}
+	cfg, err := ContainerConfig(p, c, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"LEVEL": "3", "MODE": "override-3", "DB_password": "s3cret", "DB_user": "admin", "KEY": "3", "TOKEN": "s3cret"}
+	got := envMap(cfg.Envs)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	for _, k := range []string{"GONE", "NOKEY", "bad=name"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s is set: %q", k, got[k])
+		}
+	}
+	wantOrder := []string{"LEVEL", "MODE", "DB_password", "DB_user", "KEY", "TOKEN"}
+	if keys := envKeys(cfg.Envs); !reflect.DeepEqual(keys, wantOrder) {
+		t.Errorf("order = %v, want %v", keys, wantOrder)
+	}
+	if !reflect.DeepEqual(cfg.Command, []string{"run", "admin"}) {
+		t.Errorf("command = %v", cfg.Command)
+	}
+}
+
+func TestContainerConfigPreStopAnnotation(t *testing.T) {
+	p := testPod()
+	c := &p.Spec.Containers[0]
+	c.Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 5}}}
+	cfg, err := ContainerConfig(p, c, appOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Annotations[AnnotationPreStopHandler]; got != `{"sleep":{"seconds":5}}` {
+		t.Errorf("preStop annotation = %q", got)
 	}
 }

@@ -29,6 +29,9 @@ const (
 	// container after it exits.
 	AnnotationTerminationMessagePath   = "io.kubernetes.container.terminationMessagePath"
 	AnnotationTerminationMessagePolicy = "io.kubernetes.container.terminationMessagePolicy"
+	// AnnotationPreStopHandler is the container's preStop hook (JSON of a v1.LifecycleHandler), the
+	// kubelet's key: a container whose pod spec is gone still gets its hook before it is stopped.
+	AnnotationPreStopHandler = "io.kubernetes.container.preStopHandler"
 )
 
 // Container types for AnnotationContainerType.
