@@ -30,7 +30,8 @@
 #
 # Images (built here without a registry, imported into containerd's k8s.io namespace):
 #   localhost/pause:3.9       test/env/pause (static Go), entrypoint /pause; the sandbox image.
-#   localhost/busybox:latest  Debian's static busybox with its applet links, /etc/passwd, /etc/group, /tmp.
+#   localhost/busybox:latest  Debian's static busybox with its applet links, /etc/passwd, /etc/group, /tmp,
+#                             and /bin/grpchealth (test/env/grpchealth: a gRPC health server for probe tests).
 set -euo pipefail
 
 STATE=${BERTH_RUNTIME_DIR:-/var/lib/berth-test/runtime}
@@ -160,6 +161,9 @@ build_tools() {
 	if ! cached runtimectl "$key"; then go_build runtimectl runtimectl; stamp runtimectl "$key"; fi
 	key=$(hash_of "$HERE/pause/main.go")
 	if ! cached pause "$key"; then go_build pause pause CGO_ENABLED=0; stamp pause "$key"; fi
+	# grpchealth (the gRPC health server that grpc probes are tested against) goes into busybox.
+	key=$(hash_of "$HERE/grpchealth/main.go" "$REPO/go.mod" "$REPO/go.sum")
+	if ! cached grpchealth "$key"; then go_build grpchealth grpchealth CGO_ENABLED=0; stamp grpchealth "$key"; fi
 }
 
 # busybox_rootfs DIR: the content of localhost/busybox:latest.
@@ -177,6 +181,8 @@ busybox_rootfs() {
 	done
 	printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/home:/bin/false' >"$r/etc/passwd"
 	printf '%s\n' 'root:x:0:' 'nobody:x:65534:' >"$r/etc/group"
+	cp "$CACHE/grpchealth" "$r/bin/grpchealth"
+	chmod 0755 "$r/bin/grpchealth"
 }
 
 build_images() {
@@ -190,7 +196,7 @@ build_images() {
 			-entrypoint /pause -user 65535:65535
 		stamp pause.tar "$key"
 	fi
-	key=$(printf '%s\n' "$mkimage_key" "$(hash_of "$BUSYBOX")" "$recipe" | sha256sum | cut -c1-64)
+	key=$(printf '%s\n' "$mkimage_key" "$(hash_of "$BUSYBOX" "$CACHE/grpchealth")" "$recipe" | sha256sum | cut -c1-64)
 	if ! cached busybox.tar "$key"; then
 		say "building image $BUSYBOX_IMAGE"
 		tmp=$(mktemp -d "$CACHE/rootfs.XXXXXX")
