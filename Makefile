@@ -60,3 +60,41 @@ integration: build
 
 clean:
 	rm -rf bin
+
+# Berth as a systemd service (docs/systemd.md): the binary in $(BINDIR), the unit in $(UNITDIR), a
+# default config in $(SYSCONFDIR)/berth/config.yaml (an existing one is kept) and the static pod
+# directory $(SYSCONFDIR)/berth/manifests. DESTDIR stages the files under another root (packages,
+# tests); systemctl daemon-reload runs only without DESTDIR and with systemd running as PID 1.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= /etc/systemd/system
+SYSTEMD_RUNNING = [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]
+.PHONY: install uninstall
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/berth
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/berth
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/berth/manifests
+	sed -e 's|/usr/local/bin/berth|$(BINDIR)/berth|' -e 's|/etc/berth/|$(SYSCONFDIR)/berth/|g' \
+		deploy/systemd/berth.service > $(DESTDIR)$(UNITDIR)/berth.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/berth.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/berth/config.yaml ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/berth/config.yaml"; \
+	else \
+		sed 's|/etc/berth/|$(SYSCONFDIR)/berth/|g' deploy/systemd/config.yaml > $(DESTDIR)$(SYSCONFDIR)/berth/config.yaml && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/berth/config.yaml && \
+		echo "installed the default $(DESTDIR)$(SYSCONFDIR)/berth/config.yaml"; \
+	fi
+	@if $(SYSTEMD_RUNNING); then \
+		systemctl daemon-reload && echo "start Berth with: systemctl enable --now berth"; \
+	else \
+		echo "no systemctl daemon-reload (DESTDIR is set, or systemd is not PID 1)"; \
+	fi
+
+# Removes the binary and the unit (stopping the service first: the pods keep running); keeps the
+# config, the manifests, the root dir and the pods.
+uninstall:
+	@if $(SYSTEMD_RUNNING); then systemctl disable --now berth.service || true; fi
+	rm -f $(DESTDIR)$(BINDIR)/berth $(DESTDIR)$(UNITDIR)/berth.service
+	@if $(SYSTEMD_RUNNING); then systemctl daemon-reload; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/berth (config, manifests), /var/lib/berth and the running pods"

@@ -42,6 +42,16 @@ type Configuration struct {
 	KubeReserved              map[string]string `json:"kubeReserved,omitempty"`
 	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
 	EvictionHard              map[string]string `json:"evictionHard,omitempty"`
+
+	// Logging is the kubelet's logging section, of which Berth reads verbosity (docs/systemd.md).
+	Logging *LoggingConfiguration `json:"logging,omitempty"`
+}
+
+// LoggingConfiguration is the part of the kubelet's logging configuration Berth implements:
+// verbosity 4 and above logs at debug level, below it at info. --log-level wins over it; SIGHUP
+// applies a change to it without a restart.
+type LoggingConfiguration struct {
+	Verbosity *uint32 `json:"verbosity,omitempty"`
 }
 
 const (
@@ -150,6 +160,9 @@ func loadConfigFile(path string, into *Configuration) error {
 	}
 	if c.EvictionHard != nil {
 		into.EvictionHard = c.EvictionHard // as with the kubelet, a set map replaces the defaults
+	}
+	if c.Logging != nil {
+		into.Logging = c.Logging
 	}
 	return into.validate(path)
 }

@@ -50,6 +50,7 @@ func main() {
 type daemonArgs struct {
 	flags  daemonFlags
 	config Configuration
+	set    map[string]bool // the flags given on the command line
 }
 
 func parseDaemonArgs(args []string) (*daemonArgs, error) {
@@ -73,16 +74,13 @@ func parseDaemonArgs(args []string) (*daemonArgs, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.config = c
+	d.config, d.set = c, set
 	return d, nil
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
+// newLogger logs at level, a slog.LevelVar that SIGHUP may change.
+func newLogger(level slog.Leveler, format string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
@@ -102,7 +100,13 @@ func runDaemon(args []string) error {
 		return err
 	}
 	c := d.config
-	log, err := newLogger(d.flags.logLevel, d.flags.logFormat)
+	level := new(slog.LevelVar)
+	l, err := d.logLevel()
+	if err != nil {
+		return err
+	}
+	level.Set(l)
+	log, err := newLogger(level, d.flags.logFormat)
 	if err != nil {
 		return err
 	}
@@ -137,6 +141,12 @@ func runDaemon(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	svc := newService(ctx, log)
+	go svc.handleReloads(ctx, hup, &reloader{args: args, running: c, level: level})
+	svc.status("waiting for the container runtime at %s", c.ContainerRuntimeEndpoint)
 
 	client, err := cri.NewClient(cri.ClientConfig{Endpoint: c.ContainerRuntimeEndpoint, Timeout: c.RuntimeRequestTimeout.Duration})
 	if err != nil {
@@ -154,6 +164,7 @@ func runDaemon(args []string) error {
 	}
 	log.Info("connected to the container runtime", "endpoint", c.ContainerRuntimeEndpoint,
 		"runtime", v.RuntimeName, "version", v.RuntimeVersion, "criVersion", v.RuntimeApiVersion)
+	svc.status("connected to %s %s at %s; starting", v.RuntimeName, v.RuntimeVersion, c.ContainerRuntimeEndpoint)
 
 	var cluster *agent.ClusterConfig
 	if d.flags.kubeconfig != "" {
@@ -191,6 +202,7 @@ func runDaemon(args []string) error {
 	}
 	log.Info("berth started", "version", version, "mode", mode, "node", nodeName, "nodeIPs", nodeIPs,
 		"staticPodPath", c.StaticPodPath, "rootDir", d.flags.rootDir, "localSocket", agent.SocketPath(d.flags.rootDir))
+	go svc.run(ctx, a.Healthy, fmt.Sprintf("running (%s mode, node %s, runtime %s)", mode, nodeName, v.RuntimeName))
 	err = a.Run(ctx)
 	log.Info("berth stopped; pods keep running")
 	return err
