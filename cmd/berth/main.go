@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,9 @@ type daemonArgs struct {
 	flags  daemonFlags
 	config Configuration
 	set    map[string]bool // the flags given on the command line
+	// cpuProfile is --cpuprofile: a CPU profile of the whole run is written there on exit (for
+	// the benchmarks, docs/benchmarks.md).
+	cpuProfile string
 }
 
 func parseDaemonArgs(args []string) (*daemonArgs, error) {
@@ -58,6 +62,7 @@ func parseDaemonArgs(args []string) (*daemonArgs, error) {
 	fs.SetOutput(io.Discard)
 	d := &daemonArgs{}
 	d.flags.register(fs)
+	fs.StringVar(&d.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the run to this file on exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)
@@ -98,6 +103,17 @@ func runDaemon(args []string) error {
 	d, err := parseDaemonArgs(args)
 	if err != nil {
 		return err
+	}
+	if d.cpuProfile != "" {
+		f, err := os.Create(d.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	c := d.config
 	level := new(slog.LevelVar)
