@@ -476,3 +476,46 @@ func controlplane(t *testing.T, verb, dir string) {
 		t.Fatalf("%s %s: %v\n%s", script, verb, err, out)
 	}
 }
+
+// TestClusterEvents: the kubelet's events reach the API server: Pulled, Created and Started for a
+// pod; Unhealthy and Killing when its liveness probe fails; Starting and RegisteredNode for the node.
+func TestClusterEvents(t *testing.T) {
+	c := newCluster(t)
+	c.start()
+	c.waitNodeReady(10 * time.Second)
+	p := apiPod("sick", "Always", "sleep", "3600")
+	p.Spec.Containers[0].LivenessProbe = &v1.Probe{
+		ProbeHandler:        v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{"sh", "-c", "echo not well; exit 1"}}},
+		InitialDelaySeconds: 2, PeriodSeconds: 1, FailureThreshold: 2,
+	}
+	created := c.create(p)
+	c.waitPod("sick", "restarted by its liveness probe", 20*time.Second, func(p *v1.Pod) bool {
+		return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+	})
+	want := map[string]string{"Pulled": "", "Created": "", "Started": "", "Unhealthy": "Liveness probe failed", "Killing": "failed liveness probe"}
+	waitFor(t, "the pod's events", 15*time.Second, func() bool {
+		evs, err := c.admin.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(created.UID)})
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs.Items {
+			if msg, ok := want[ev.Reason]; ok && strings.Contains(ev.Message, msg) && ev.Source.Host == clusterNode {
+				delete(want, ev.Reason)
+			}
+		}
+		return len(want) == 0
+	})
+	nodeEvents := map[string]bool{"Starting": false, "RegisteredNode": false}
+	waitFor(t, "the node's events", 10*time.Second, func() bool {
+		evs, err := c.admin.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + clusterNode})
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs.Items {
+			if _, ok := nodeEvents[ev.Reason]; ok {
+				nodeEvents[ev.Reason] = true
+			}
+		}
+		return nodeEvents["Starting"] && nodeEvents["RegisteredNode"]
+	})
+}

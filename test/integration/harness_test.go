@@ -92,7 +92,7 @@ func newEnv(t *testing.T) *env {
 	e.removeAllPods() // a clean runtime, whatever an earlier failed test left
 	t.Cleanup(func() {
 		e.stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("BERTH_TEST_LOGS") != "" { // BERTH_TEST_LOGS=1: always show Berth's log
 			if b, err := os.ReadFile(e.logPath); err == nil {
 				t.Logf("berth log:\n%s", tail(string(b), 150))
 			}

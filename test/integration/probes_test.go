@@ -31,7 +31,8 @@ spec:
   - name: web
     image: localhost/busybox:latest
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www"]
+    # sh stays PID 1 and exits on SIGTERM (httpd as PID 1 would ignore it and wait out the grace).
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"]
     ports: [{name: http, containerPort: 80}]
     readinessProbe:            # exec: passes once /tmp/ready exists
       exec: {command: ["test", "-f", "/tmp/ready"]}
