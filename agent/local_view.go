@@ -20,7 +20,8 @@ type PodView struct {
 	Namespace string `json:"namespace"`
 	UID       string `json:"uid"`
 	Phase     string `json:"phase"`
-	// Ready and Total count app containers.
+	// Ready and Total count app containers and sidecars (init containers with restartPolicy
+	// Always), as kubectl's READY column does.
 	Ready    int `json:"ready"`
 	Total    int `json:"total"`
 	Restarts int `json:"restarts"`
@@ -51,7 +52,7 @@ func viewOf(r *podRecord) PodView {
 		Namespace:  r.pod.Namespace,
 		UID:        string(r.pod.UID),
 		Phase:      string(st.Phase),
-		Total:      len(r.pod.Spec.Containers),
+		Total:      len(r.pod.Spec.Containers) + sidecarCount(r.pod),
 		Error:      r.syncErr,
 		PodIP:      st.PodIP,
 		Containers: []ContainerView{},
@@ -60,7 +61,7 @@ func viewOf(r *podRecord) PodView {
 		t := st.StartTime.Time
 		v.StartTime = &t
 	}
-	add := func(cs v1.ContainerStatus, init bool) {
+	add := func(cs v1.ContainerStatus, init, sidecar bool) {
 		cv := ContainerView{Name: cs.Name, ID: trimRuntimePrefix(cs.ContainerID), Restarts: int(cs.RestartCount), Init: init}
 		switch {
 		case cs.State.Running != nil:
@@ -80,18 +81,28 @@ func viewOf(r *podRecord) PodView {
 			}
 		}
 		v.Restarts += int(cs.RestartCount)
-		if !init && cs.Ready {
+		if (!init || sidecar) && cs.Ready {
 			v.Ready++
 		}
 		v.Containers = append(v.Containers, cv)
 	}
-	for _, cs := range st.InitContainerStatuses {
-		add(cs, true)
+	for i, cs := range st.InitContainerStatuses {
+		add(cs, true, i < len(r.pod.Spec.InitContainers) && isSidecar(&r.pod.Spec.InitContainers[i]))
 	}
 	for _, cs := range st.ContainerStatuses {
-		add(cs, false)
+		add(cs, false, false)
 	}
 	return v
+}
+
+func sidecarCount(p *v1.Pod) int {
+	n := 0
+	for i := range p.Spec.InitContainers {
+		if isSidecar(&p.Spec.InitContainers[i]) {
+			n++
+		}
+	}
+	return n
 }
 
 // isErrorReason tells waiting reasons that report a problem from those of normal progress.

@@ -34,6 +34,8 @@ type containerRecord struct {
 	createdAt    int64
 	image        string
 	imageRef     string
+	// preStop is the preStop hook from the container's annotation (JSON), for pods without a spec.
+	preStop string
 	// status is the runtime's ContainerStatus (exit code, times, reason), fetched for the instances
 	// that status reporting needs; nil for the older ones.
 	status *runtimeapi.ContainerStatus
@@ -165,6 +167,16 @@ func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCach
 			}
 			return nil, err
 		}
+		if st.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			// Read once per exit (the answer is cached with the status), as the kubelet appends it
+			// to the runtime's message.
+			if msg := terminationMessage(st); msg != "" {
+				if st.Message != "" {
+					st.Message += ": "
+				}
+				st.Message += msg
+			}
+		}
 		c.status = st
 		c.state = st.State
 		cache[c.id] = st
@@ -194,5 +206,6 @@ func recordOf(c *runtimeapi.Container) *containerRecord {
 		createdAt:    c.CreatedAt,
 		image:        c.Image.GetImage(),
 		imageRef:     c.ImageRef,
+		preStop:      c.Annotations[cri.AnnotationPreStopHandler],
 	}
 }

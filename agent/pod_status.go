@@ -67,14 +67,29 @@ func computePodStatus(in statusInput) v1.PodStatus {
 		}
 	}
 
-	initDone := true
+	// Initialization is done when every regular init container succeeded and every sidecar runs
+	// and has started; once app containers exist it stays done, whatever the sidecars do since.
+	appsCreated := false
+	for _, c := range pod.Spec.Containers {
+		if len(in.rt.instances(cri.ContainerTypeApp, c.Name)) > 0 {
+			appsCreated = true
+		}
+	}
+	var notInit []string
 	for _, c := range pod.Spec.InitContainers {
 		cs := containerStatusOf(in, c, cri.ContainerTypeInit)
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		if isSidecar(&c) {
+			if !appsCreated && !(cs.State.Running != nil && cs.Started != nil && *cs.Started) {
+				notInit = append(notInit, c.Name)
+			}
+			continue
+		}
 		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
-			initDone = false
+			notInit = append(notInit, c.Name)
 		}
 	}
+	initDone := len(notInit) == 0
 	for _, c := range pod.Spec.Containers {
 		cs := containerStatusOf(in, c, cri.ContainerTypeApp)
 		if !initDone && cs.State.Waiting != nil && cs.State.Waiting.Reason == reasonContainerCreating {
@@ -82,8 +97,9 @@ func computePodStatus(in statusInput) v1.PodStatus {
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	limitTerminationMessages(&st)
 	st.Phase = podPhase(pod, st.InitContainerStatuses, st.ContainerStatuses)
-	st.Conditions = podConditions(in, &st, initDone)
+	st.Conditions = podConditions(in, &st, notInit)
 	return st
 }
 
@@ -103,6 +119,7 @@ const (
 	reasonContainersNotReady     = "ContainersNotReady"
 	reasonContainersNotInitiated = "ContainersNotInitialized"
 	reasonPodCompleted           = "PodCompleted"
+	reasonPostStartHookError     = "PostStartHookError"
 )
 
 func containerStatusOf(in statusInput, c v1.Container, typ string) v1.ContainerStatus {
@@ -179,14 +196,35 @@ func nanoTime(ns int64) metav1.Time {
 	return metav1.NewTime(time.Unix(0, ns))
 }
 
-// podPhase follows the kubelet's rules: a pod is Pending until its init containers have all
-// succeeded and each app container has started at least once; Running while any app container runs
-// or will be restarted; Succeeded when every app container exited 0 and none will be restarted;
-// Failed when one exited non-zero and will not be restarted (or an init container failed under
-// restartPolicy Never).
+// podPhase follows the kubelet's rules: a pod is Pending until its regular init containers have
+// all succeeded, its sidecars have started and each app container has started at least once;
+// Running while any app container (or sidecar) runs or an app container will be restarted;
+// Succeeded when every app container exited 0 and none will be restarted, and no sidecar runs any
+// more; Failed when one exited non-zero and will not be restarted (or a regular init container
+// failed under restartPolicy Never), once no sidecar runs. Sidecars (init containers with
+// restartPolicy Always) are not app containers: a sidecar that exited does not count at all, a
+// running one keeps the pod Running. initStatuses are in the order of spec.initContainers.
 func podPhase(pod *v1.Pod, initStatuses, statuses []v1.ContainerStatus) v1.PodPhase {
 	policy := pod.Spec.RestartPolicy
-	for _, cs := range initStatuses {
+	sidecar := func(i int) bool {
+		return i < len(pod.Spec.InitContainers) && isSidecar(&pod.Spec.InitContainers[i])
+	}
+	var sidecarsRunning, sidecarsPending int
+	for i, cs := range initStatuses {
+		if sidecar(i) {
+			switch {
+			case cs.State.Running != nil:
+				sidecarsRunning++
+				if cs.Started == nil || !*cs.Started {
+					sidecarsPending++
+				}
+			case cs.State.Terminated != nil, cs.LastTerminationState.Terminated != nil:
+				// has run: exited (or waiting to restart), it does not count
+			default:
+				sidecarsPending++ // never started yet
+			}
+			continue
+		}
 		switch {
 		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
 			continue
@@ -213,6 +251,8 @@ func podPhase(pod *v1.Pod, initStatuses, statuses []v1.ContainerStatus) v1.PodPh
 		}
 	}
 	switch {
+	case sidecarsPending > 0 && running+stopped == 0:
+		return v1.PodPending // still initializing: a sidecar has not started
 	case waiting > 0:
 		return v1.PodPending
 	case running > 0:
@@ -220,6 +260,9 @@ func podPhase(pod *v1.Pod, initStatuses, statuses []v1.ContainerStatus) v1.PodPh
 	case stopped > 0:
 		if policy == v1.RestartPolicyAlways {
 			return v1.PodRunning
+		}
+		if sidecarsRunning > 0 {
+			return v1.PodRunning // the apps are done; the sidecars are being stopped
 		}
 		if stopped == succeeded {
 			return v1.PodSucceeded
@@ -232,18 +275,19 @@ func podPhase(pod *v1.Pod, initStatuses, statuses []v1.ContainerStatus) v1.PodPh
 	return v1.PodPending
 }
 
-func podConditions(in statusInput, st *v1.PodStatus, initDone bool) []v1.PodCondition {
+func podConditions(in statusInput, st *v1.PodStatus, notInit []string) []v1.PodCondition {
 	terminal := st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed
+	initDone := len(notInit) == 0
+	// Sidecars count for readiness, as app containers do.
 	var notReady []string
-	for _, cs := range st.ContainerStatuses {
-		if !cs.Ready {
+	for i, cs := range st.InitContainerStatuses {
+		if i < len(in.pod.Spec.InitContainers) && isSidecar(&in.pod.Spec.InitContainers[i]) && !cs.Ready {
 			notReady = append(notReady, cs.Name)
 		}
 	}
-	var notInit []string
-	for _, cs := range st.InitContainerStatuses {
-		if cs.State.Terminated == nil || cs.State.Terminated.ExitCode != 0 {
-			notInit = append(notInit, cs.Name)
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			notReady = append(notReady, cs.Name)
 		}
 	}
 	conds := []v1.PodCondition{

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/cri"
@@ -28,6 +30,10 @@ type podSync struct {
 	err string
 	// requeue is when the worker should sync again unless woken earlier.
 	requeue time.Duration
+	// startedNow holds the instances this sync started (postStart hook passed), by waiting key;
+	// stoppedNow the instances it stopped.
+	startedNow map[string]string
+	stoppedNow map[string]bool
 }
 
 func (s *podSync) requeueIn(d time.Duration) {
@@ -66,6 +72,33 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 		return acted
 	}
 
+	if s.appsCompleted(sb.Id) {
+		// Every app container finished for good (restartPolicy Never or OnFailure): the sidecars
+		// still running are stopped, in reverse order, and the pod then ends Succeeded or Failed.
+		// Nothing is started again.
+		var running []*containerRecord
+		for _, c := range s.rt.containers {
+			if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				running = append(running, c)
+			}
+		}
+		if len(running) == 0 {
+			return acted
+		}
+		s.log.Info("app containers completed: stopping the sidecars")
+		if err := s.w.stopContainers(ctx, s.pod, s.rt, running, s.w.gracePeriod(), killingMessage); err != nil {
+			s.err = err.Error()
+			s.requeueIn(time.Second)
+		}
+		return true
+	}
+
+	// Init containers run in order. A regular one must succeed before the next starts; a sidecar
+	// (restartPolicy Always) only has to be started (and its startup probe passed), then keeps
+	// running beside the app containers and is restarted whenever it exits. Once app containers
+	// exist in the sandbox, initialization is over: regular init containers never run again and
+	// sidecars block nothing.
+	initialized := s.initialized(sb.Id)
 	restartInit := s.pod.Spec.RestartPolicy
 	if restartInit == v1.RestartPolicyAlways {
 		restartInit = v1.RestartPolicyOnFailure // init containers must succeed once, never rerun after success
@@ -73,6 +106,16 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	for i := range s.pod.Spec.InitContainers {
 		c := &s.pod.Spec.InitContainers[i]
 		inst := s.rt.newestIn(sb.Id, cri.ContainerTypeInit, c.Name)
+		if isSidecar(c) {
+			acted = s.ensureContainer(ctx, c, cri.ContainerTypeInit, inst, v1.RestartPolicyAlways) || acted
+			if !initialized && !s.sidecarStarted(c, inst) {
+				return acted // the next init container waits until this sidecar has started
+			}
+			continue
+		}
+		if initialized {
+			continue
+		}
 		if inst != nil && inst.exited() && inst.exitCode() == 0 {
 			continue
 		}
@@ -89,6 +132,45 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	}
 	s.collectGarbage(ctx)
 	return acted
+}
+
+// initialized reports whether the pod's initialization is over in the sandbox: app containers were
+// created in it.
+func (s *podSync) initialized(sandboxID string) bool {
+	for _, c := range s.rt.containers {
+		if c.sandboxID == sandboxID && c.typ == cri.ContainerTypeApp {
+			return true
+		}
+	}
+	return false
+}
+
+// sidecarStarted reports whether a sidecar lets the next init container start: it runs (started by
+// this sync, or found running and not stopped by it) and its startup probe, if it has one, passed.
+func (s *podSync) sidecarStarted(c *v1.Container, inst *containerRecord) bool {
+	if s.startedNow[waitingKey(cri.ContainerTypeInit, c.Name)] != "" {
+		return c.StartupProbe == nil // its probe has not even run yet
+	}
+	if inst == nil || inst.state != runtimeapi.ContainerState_CONTAINER_RUNNING || s.stoppedNow[inst.id] {
+		return false
+	}
+	return c.StartupProbe == nil || s.w.m.prober.Started(inst.id)
+}
+
+// appsCompleted reports whether every app container of the pod has exited in the sandbox and will
+// not be restarted (never under restartPolicy Always).
+func (s *podSync) appsCompleted(sandboxID string) bool {
+	policy := s.pod.Spec.RestartPolicy
+	if policy == v1.RestartPolicyAlways || len(s.pod.Spec.Containers) == 0 {
+		return false
+	}
+	for _, c := range s.pod.Spec.Containers {
+		inst := s.rt.newestIn(sandboxID, cri.ContainerTypeApp, c.Name)
+		if inst == nil || !inst.exited() || shouldRestart(policy, inst.exitCode()) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *podSync) buildSandboxConfig(attempt uint32) error {
@@ -115,15 +197,18 @@ func (s *podSync) createSandbox(ctx context.Context) bool {
 		s.requeueIn(left)
 		return false
 	}
-	grace := s.w.gracePeriod()
+	var running []*containerRecord
 	for _, c := range s.rt.containers {
 		if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			if err := m.rt.StopContainer(ctx, c.id, grace); err != nil && !cri.IsNotFound(err) {
-				s.err = err.Error()
-				s.requeueIn(time.Second)
-				return false
-			}
+			running = append(running, c)
 		}
+	}
+	if err := s.w.stopContainers(ctx, s.pod, s.rt, running, s.w.gracePeriod(), func(name string) string {
+		return "Stopping container " + name + ": the pod sandbox is gone and will be re-created"
+	}); err != nil {
+		s.err = err.Error()
+		s.requeueIn(time.Second)
+		return false
 	}
 	for _, sb := range s.rt.sandboxes {
 		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
@@ -186,8 +271,8 @@ func (s *podSync) ensureContainer(ctx context.Context, c *v1.Container, typ stri
 		if k, failed := m.prober.LivenessFailed(inst.id); failed {
 			grace := k.GracePeriod(s.w.gracePeriod())
 			s.log.Info("killing container: "+k.Message, "container", c.Name, "id", inst.id, "probeOutput", k.Output, "gracePeriod", grace)
-			s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Killing", "%s", k.Message)
-			if err := m.rt.StopContainer(ctx, inst.id, grace); err != nil && !cri.IsNotFound(err) {
+			s.stoppedNow[inst.id] = true
+			if err := s.w.stopContainers(ctx, s.pod, s.rt, []*containerRecord{inst}, grace, func(string) string { return k.Message }); err != nil {
 				s.err = err.Error()
 				s.requeueIn(time.Second)
 				return false
@@ -197,7 +282,10 @@ func (s *podSync) ensureContainer(ctx context.Context, c *v1.Container, typ stri
 		}
 		if inst.hash != "" && inst.hash != cri.ContainerHash(c) {
 			s.log.Info("container spec changed, replacing it", "container", c.Name)
-			if err := m.rt.StopContainer(ctx, inst.id, s.w.gracePeriod()); err != nil {
+			s.stoppedNow[inst.id] = true
+			if err := s.w.stopContainers(ctx, s.pod, s.rt, []*containerRecord{inst}, s.w.gracePeriod(), func(name string) string {
+				return fmt.Sprintf("Container %s definition changed, will be restarted", name)
+			}); err != nil {
 				s.err = err.Error()
 				return false
 			}
@@ -264,16 +352,33 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 		s.waiting[wkey] = w
 		return true
 	}
-	cfg, err := cri.ContainerConfig(s.pod, c, cri.ContainerOptions{
+	configMaps, secrets, err := m.env.forContainer(ctx, s.pod, c)
+	if err != nil {
+		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerConfig, Message: err.Error()})
+		return false
+	}
+	opts := cri.ContainerOptions{
 		RestartCount:       restartCount,
 		PodIPs:             s.podIPs(),
 		HostIPs:            m.cfg.NodeIPs,
 		Type:               typ,
 		NodeMemoryCapacity: m.cfg.NodeMemoryCapacity,
-	})
+		ConfigMaps:         configMaps,
+		Secrets:            secrets,
+	}
+	cfg, err := cri.ContainerConfig(s.pod, c, opts)
 	if err != nil {
 		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerConfig, Message: err.Error()})
 		return false
+	}
+	s.reportInvalidEnvFromKeys(c, configMaps, secrets)
+	mount, err := terminationMessageMount(m.cfg.RootDir, s.w.uid, c, restartCount)
+	if err != nil {
+		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
+		return false
+	}
+	if mount != nil {
+		cfg.Mounts = append(cfg.Mounts, mount)
 	}
 	if err := os.MkdirAll(filepath.Join(s.sandboxConfig.LogDirectory, c.Name), 0o755); err != nil {
 		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
@@ -295,7 +400,71 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
 	delete(s.w.lastCreateWaiting, wkey)
 	s.log.Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil && !s.postStart(ctx, c, typ, id, restartCount) {
+		return true
+	}
+	s.startedNow[wkey] = id
 	return true
+}
+
+// postStart runs the container's postStart hook, right after its start; the sync goes on only when
+// it returns. A failed hook kills the container (its preStop hook runs, with the pod's grace
+// period) and the restart policy applies; the container waits with reason PostStartHookError until
+// then.
+func (s *podSync) postStart(ctx context.Context, c *v1.Container, typ, id string, restartCount int) bool {
+	call := hookCall{kind: "PostStart", pod: s.pod.Namespace + "/" + s.pod.Name, container: c, containerID: id, podIP: s.w.hookPodIP(s.pod, s.rt)}
+	err := s.w.m.hooks.run(ctx, call, c.Lifecycle.PostStart)
+	if err == nil {
+		return true
+	}
+	if ctx.Err() != nil {
+		return false // the pod is being removed: its termination stops the container
+	}
+	s.log.Error("postStart hook failed: killing the container", "container", c.Name, "id", id, "err", err)
+	s.w.event(s.pod, c.Name, v1.EventTypeWarning, "FailedPostStartHook", "%v", err)
+	s.waiting[waitingKey(typ, c.Name)] = &v1.ContainerStateWaiting{Reason: reasonPostStartHookError, Message: err.Error()}
+	rec := &containerRecord{id: id, name: c.Name, typ: typ, restartCount: restartCount, state: runtimeapi.ContainerState_CONTAINER_RUNNING}
+	s.stoppedNow[id] = true
+	if err := s.w.stopContainers(ctx, s.pod, s.rt, []*containerRecord{rec}, s.w.gracePeriod(), func(string) string { return "FailedPostStartHook" }); err != nil {
+		s.err = err.Error()
+		s.requeueIn(time.Second)
+		return false
+	}
+	s.requeueIn(time.Millisecond) // restart it (per restartPolicy) on the next pass
+	return false
+}
+
+// reportInvalidEnvFromKeys emits the kubelet's event for envFrom keys skipped because they are not
+// valid variable names.
+func (s *podSync) reportInvalidEnvFromKeys(c *v1.Container, configMaps map[string]map[string]string, secrets map[string]map[string][]byte) {
+	for _, from := range c.EnvFrom {
+		var kind, name string
+		var keys []string
+		switch {
+		case from.ConfigMapRef != nil:
+			kind, name = "configMap", from.ConfigMapRef.Name
+			for k := range configMaps[name] {
+				keys = append(keys, k)
+			}
+		case from.SecretRef != nil:
+			kind, name = "secret", from.SecretRef.Name
+			for k := range secrets[name] {
+				keys = append(keys, k)
+			}
+		}
+		var invalid []string
+		for _, k := range keys {
+			if !cri.ValidEnvFromName(from.Prefix + k) {
+				invalid = append(invalid, from.Prefix+k)
+			}
+		}
+		if len(invalid) > 0 {
+			sort.Strings(invalid)
+			s.w.event(s.pod, c.Name, v1.EventTypeWarning, "InvalidEnvironmentVariableNames",
+				"Keys [%s] from the EnvFrom %s %s/%s were skipped since they are considered invalid environment variable names.",
+				strings.Join(invalid, ", "), kind, s.pod.Namespace, name)
+		}
+	}
 }
 
 func (s *podSync) podIPs() []string {
@@ -380,6 +549,10 @@ func (s *podSync) collectGarbage(ctx context.Context) {
 		if err := m.rt.RemoveContainer(ctx, c.id); err != nil && !cri.IsNotFound(err) {
 			s.log.Warn("removing dead container failed", "container", c.name, "id", c.id, "err", err)
 			inUse[c.sandboxID] = true
+			continue
+		}
+		if m.cfg.RootDir != "" {
+			_ = os.Remove(terminationMessageFile(m.cfg.RootDir, s.w.uid, c.name, c.restartCount))
 		}
 	}
 	for i, sb := range s.rt.sandboxes {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -195,8 +194,10 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 		pod:     pod,
 		rt:      rt,
 		log:     w.log,
-		waiting: map[string]*v1.ContainerStateWaiting{},
-		requeue: m.cfg.SyncFrequency,
+		waiting:    map[string]*v1.ContainerStateWaiting{},
+		requeue:    m.cfg.SyncFrequency,
+		startedNow: map[string]string{},
+		stoppedNow: map[string]bool{},
 	}
 	if s.step(ctx) {
 		if rt2, err := observePod(ctx, m.rt, w.uid, w.cache); err == nil {
@@ -216,19 +217,26 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 func (w *podWorker) syncProbes(pod *v1.Pod, rt *podRuntime) {
 	var states []probes.ContainerState
 	sb := rt.currentSandbox()
-	for _, c := range pod.Spec.Containers {
-		if sb == nil {
-			break
-		}
-		inst := rt.newestIn(sb.Id, cri.ContainerTypeApp, c.Name)
+	add := func(typ string, c *v1.Container) {
+		inst := rt.newestIn(sb.Id, typ, c.Name)
 		if inst == nil {
-			continue
+			return
 		}
 		st := probes.ContainerState{Name: c.Name, ID: inst.id, Running: inst.state == runtimeapi.ContainerState_CONTAINER_RUNNING}
 		if inst.status != nil {
 			st.StartedAt = time.Unix(0, inst.status.StartedAt)
 		}
 		states = append(states, st)
+	}
+	if sb != nil {
+		for i := range pod.Spec.InitContainers {
+			if c := &pod.Spec.InitContainers[i]; isSidecar(c) {
+				add(cri.ContainerTypeInit, c) // sidecars are probed like app containers
+			}
+		}
+		for i := range pod.Spec.Containers {
+			add(cri.ContainerTypeApp, &pod.Spec.Containers[i])
+		}
 	}
 	podIP := ""
 	if ss := rt.sandboxStatus; ss != nil && ss.Network != nil {
@@ -323,25 +331,9 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 	if err != nil {
 		return err
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(rt.containers))
-	for i, c := range rt.containers {
-		if c.exited() {
-			continue
-		}
-		wg.Add(1)
-		w.event(w.pod, c.name, v1.EventTypeNormal, "Killing", "Stopping container %s", c.name)
-		go func() { // containers get their grace period in parallel, as with the kubelet
-			defer wg.Done()
-			if err := m.rt.StopContainer(ctx, c.id, grace); err != nil && !cri.IsNotFound(err) {
-				errs[i] = fmt.Errorf("stop container %s (%s): %w", c.name, c.id, err)
-			} else {
-				w.log.Info("stopped container", "container", c.name, "id", c.id)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	// App containers stop in parallel, then the sidecars in reverse order, each after its preStop
+	// hook, all within the grace period.
+	if err := w.stopContainers(ctx, w.pod, rt, rt.containers, grace, killingMessage); err != nil {
 		return err
 	}
 	for _, sb := range rt.sandboxes {
@@ -363,6 +355,11 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 	if name != "" {
 		if err := os.RemoveAll(cri.PodLogDir(m.cfg.PodLogsDir, ns, name, w.uid)); err != nil {
 			return fmt.Errorf("remove pod logs: %w", err)
+		}
+	}
+	if m.cfg.RootDir != "" {
+		if err := os.RemoveAll(podDir(m.cfg.RootDir, w.uid)); err != nil {
+			return fmt.Errorf("remove pod directory: %w", err)
 		}
 	}
 	return nil

@@ -30,6 +30,10 @@ type podWorkers struct {
 
 	// prober runs the containers' liveness, readiness and startup probes.
 	prober *probes.Manager
+	// hooks runs the containers' postStart and preStop hooks.
+	hooks *hookRunner
+	// env fetches the ConfigMaps and Secrets of API pods' environments; nil in standalone mode.
+	env *envSources
 
 	// recorder emits the kubelet's pod events (Pulling, Started, Killing, BackOff, ...); nil in
 	// standalone mode.
@@ -61,6 +65,10 @@ func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) (*podWo
 		workers:           map[types.UID]*podWorker{},
 		terminatingByName: map[string]*podWorker{},
 		finished:          map[types.UID]bool{},
+		hooks:             newHookRunner(cfg.Runtime, cfg.Clock),
+	}
+	if cfg.Cluster != nil {
+		m.env = newEnvSources(cfg.Cluster.Client, cfg.Clock)
 	}
 	prober, err := probes.NewManager(probes.ManagerConfig{
 		Exec:     cfg.Runtime,
