@@ -190,10 +190,10 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 		}
 	}
 	s := &podSync{
-		w:       w,
-		pod:     pod,
-		rt:      rt,
-		log:     w.log,
+		w:          w,
+		pod:        pod,
+		rt:         rt,
+		log:        w.log,
 		waiting:    map[string]*v1.ContainerStateWaiting{},
 		requeue:    m.cfg.SyncFrequency,
 		startedNow: map[string]string{},
