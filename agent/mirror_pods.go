@@ -47,42 +47,35 @@ func newMirrorPods(client kubernetes.Interface, node func() *v1.Node, health *ap
 func (m *mirrorPods) setStatic(pods []*v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := map[string]*v1.Pod{}
-	for _, p := range pods {
-		next[nsName(p.Namespace, p.Name)] = p
-	}
-	for k, p := range next {
-		if m.static[k] != p {
-			m.queue.Add(k)
-		}
-	}
-	for k := range m.static {
-		if next[k] == nil {
-			m.queue.Add(k)
-		}
-	}
-	m.static = next
+	m.static = m.replace(m.static, pods)
 }
 
-// observe records the mirror pods the API holds for this node.
+// observe records the mirror pods the API holds for this node; a mirror that disappeared is
+// recreated if its static pod is still there.
 func (m *mirrorPods) observe(pods []*v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := map[string]*v1.Pod{}
+	m.mirrors = m.replace(m.mirrors, pods)
+}
+
+// replace returns pods keyed by namespace/name, queueing every key that changed against old.
+// Callers hold m.mu.
+func (m *mirrorPods) replace(old map[string]*v1.Pod, pods []*v1.Pod) map[string]*v1.Pod {
+	next := make(map[string]*v1.Pod, len(pods))
 	for _, p := range pods {
 		next[nsName(p.Namespace, p.Name)] = p
 	}
 	for k, p := range next {
-		if m.mirrors[k] != p {
+		if old[k] != p {
 			m.queue.Add(k)
 		}
 	}
-	for k := range m.mirrors {
+	for k := range old {
 		if next[k] == nil {
-			m.queue.Add(k) // deleted: recreate if the static pod is still there
+			m.queue.Add(k)
 		}
 	}
-	m.mirrors = next
+	return next
 }
 
 // mirrorOf returns the API's mirror pod of a static pod, when it mirrors this version of it.
