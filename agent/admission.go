@@ -47,7 +47,7 @@ func (a *admitter) check(p *v1.Pod) *admissionError {
 		// cannot honour instead of running the pod without it.
 		// Only the spec asks for features: metadata such as managedFields or resourceVersion is the
 		// API server's, not a request.
-		if errs := unsupportedFields(&v1.Pod{Spec: p.Spec}); len(errs) > 0 {
+		if errs := unsupportedAPIPodFields(&v1.Pod{Spec: p.Spec}); len(errs) > 0 {
 			return &admissionError{"UnsupportedPodSpec", errs.ToAggregate().Error()}
 		}
 	}
@@ -110,19 +110,33 @@ func terminal(p *v1.Pod) bool {
 	return p.Status.Phase == v1.PodSucceeded || p.Status.Phase == v1.PodFailed
 }
 
-// podRequest is the pod's effective request of a resource: the larger of the sum over app
-// containers and the largest init container (sidecars aside, the kubelet's rule), plus overhead.
+// podRequest is the pod's effective request of a resource, the kubelet's rule: sidecars run beside
+// everything started after them, so the larger of (app containers + all sidecars) and, for each
+// regular init container, (it + the sidecars started before it); plus overhead.
 func podRequest(p *v1.Pod, name v1.ResourceName) resource.Quantity {
-	var sum resource.Quantity
+	var sum, sidecars resource.Quantity
 	for _, c := range p.Spec.Containers {
 		if q, ok := c.Resources.Requests[name]; ok {
 			sum.Add(q)
 		}
 	}
-	for _, c := range p.Spec.InitContainers {
-		if q, ok := c.Resources.Requests[name]; ok && q.Cmp(sum) > 0 {
-			sum = q.DeepCopy()
+	var initMax resource.Quantity
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		q := c.Resources.Requests[name]
+		if isSidecar(c) {
+			sidecars.Add(q)
+			continue
 		}
+		peak := q.DeepCopy()
+		peak.Add(sidecars)
+		if peak.Cmp(initMax) > 0 {
+			initMax = peak
+		}
+	}
+	sum.Add(sidecars)
+	if initMax.Cmp(sum) > 0 {
+		sum = initMax
 	}
 	if q, ok := p.Spec.Overhead[name]; ok {
 		sum.Add(q)

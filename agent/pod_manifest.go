@@ -16,6 +16,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -612,14 +613,24 @@ func validatePodSpec(spec *v1.PodSpec, path *field.Path) field.ErrorList {
 	seen := map[string]bool{}
 	hostPorts := map[string]*field.Path{}
 	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
 		p := path.Child("initContainers").Index(i)
-		errs = append(errs, validateContainer(&spec.InitContainers[i], spec, p, seen, names, hostPorts)...)
-		errs = append(errs, probes.ValidateContainer(&spec.InitContainers[i], true, p)...)
+		errs = append(errs, validateContainer(c, spec, p, seen, names, hostPorts)...)
+		errs = append(errs, probes.ValidateContainer(c, true, p)...)
+		if c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyAlways {
+			errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []v1.ContainerRestartPolicy{v1.ContainerRestartPolicyAlways}))
+		}
+		if c.Lifecycle != nil && !isSidecar(c) {
+			errs = append(errs, field.Forbidden(p.Child("lifecycle"), "may not be set for init containers without restartPolicy=Always"))
+		} else {
+			errs = append(errs, validateLifecycle(c.Lifecycle, spec.TerminationGracePeriodSeconds, p.Child("lifecycle"))...)
+		}
 	}
 	for i := range spec.Containers {
 		p := path.Child("containers").Index(i)
 		errs = append(errs, validateContainer(&spec.Containers[i], spec, p, seen, names, hostPorts)...)
 		errs = append(errs, probes.ValidateContainer(&spec.Containers[i], false, p)...)
+		errs = append(errs, validateLifecycle(spec.Containers[i].Lifecycle, spec.TerminationGracePeriodSeconds, p.Child("lifecycle"))...)
 	}
 
 	errs = append(errs, validateEnum(spec.RestartPolicy, path.Child("restartPolicy"), validRestartPolicies)...)
@@ -679,6 +690,74 @@ func validateContainer(c *v1.Container, spec *v1.PodSpec, path *field.Path, seen
 	errs = append(errs, validateEnv(c.Env, all, path.Child("env"))...)
 	errs = append(errs, validateResources(&c.Resources, path.Child("resources"))...)
 	errs = append(errs, validateContainerSecurityContext(c.SecurityContext, path.Child("securityContext"))...)
+	return errs
+}
+
+// validateLifecycle checks the postStart and preStop hooks with the API server's rules: one handler
+// each; exec needs a command; httpGet a valid port, scheme and header names; sleep between 0 and the
+// pod's grace period.
+func validateLifecycle(l *v1.Lifecycle, grace *int64, path *field.Path) field.ErrorList {
+	if l == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	for _, h := range []struct {
+		name    string
+		handler *v1.LifecycleHandler
+	}{{"postStart", l.PostStart}, {"preStop", l.PreStop}} {
+		if h.handler != nil {
+			errs = append(errs, validateLifecycleHandler(h.handler, grace, path.Child(h.name))...)
+		}
+	}
+	return errs
+}
+
+func validateLifecycleHandler(h *v1.LifecycleHandler, grace *int64, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	n := 0
+	if e := h.Exec; e != nil {
+		n++
+		if len(e.Command) == 0 {
+			errs = append(errs, field.Required(path.Child("exec", "command"), ""))
+		}
+	}
+	if g := h.HTTPGet; g != nil {
+		n++
+		gp := path.Child("httpGet")
+		switch p := g.Port; {
+		case p.Type == intstr.Int:
+			for _, msg := range validation.IsValidPortNum(p.IntValue()) {
+				errs = append(errs, field.Invalid(gp.Child("port"), p.IntValue(), msg))
+			}
+		default:
+			for _, msg := range validation.IsValidPortName(p.StrVal) {
+				errs = append(errs, field.Invalid(gp.Child("port"), p.StrVal, msg))
+			}
+		}
+		if g.Scheme != "" && g.Scheme != v1.URISchemeHTTP && g.Scheme != v1.URISchemeHTTPS {
+			errs = append(errs, field.NotSupported(gp.Child("scheme"), g.Scheme, []v1.URIScheme{v1.URISchemeHTTP, v1.URISchemeHTTPS}))
+		}
+		for i, hh := range g.HTTPHeaders {
+			for _, msg := range validation.IsHTTPHeaderName(hh.Name) {
+				errs = append(errs, field.Invalid(gp.Child("httpHeaders").Index(i).Child("name"), hh.Name, msg))
+			}
+		}
+	}
+	if sl := h.Sleep; sl != nil {
+		n++
+		if g := grace; g != nil && (sl.Seconds < 0 || sl.Seconds > *g) {
+			errs = append(errs, field.Invalid(path.Child("sleep", "seconds"), sl.Seconds, fmt.Sprintf("must be non-negative and less than terminationGracePeriodSeconds (%d)", *g)))
+		}
+	}
+	if h.TCPSocket != nil {
+		n++ // rejected as unsupported
+	}
+	switch {
+	case n == 0:
+		errs = append(errs, field.Required(path, "must specify a handler type"))
+	case n > 1:
+		errs = append(errs, field.Forbidden(path, "may not specify more than 1 handler type"))
+	}
 	return errs
 }
 
@@ -1045,6 +1124,7 @@ var supportedPodFields = []string{
 	"metadata.labels",
 	"metadata.annotations",
 	// spec.containers[] and spec.initContainers[]: see supportedContainerFields.
+	"spec.initContainers[].restartPolicy", // sidecars: only Always
 	"spec.restartPolicy",
 	"spec.terminationGracePeriodSeconds",
 	"spec.dnsPolicy",
@@ -1108,6 +1188,20 @@ var supportedContainerFields = []string{
 	"livenessProbe",
 	"readinessProbe",
 	"startupProbe",
+	"lifecycle.postStart.exec",
+	"lifecycle.postStart.httpGet",
+	"lifecycle.postStart.sleep",
+	"lifecycle.preStop.exec",
+	"lifecycle.preStop.httpGet",
+	"lifecycle.preStop.sleep",
+}
+
+// apiPodOnlyContainerFields are container fields Berth supports for API pods only: a static pod may
+// not refer to API objects (the kubelet's rule), so its manifest keeps them rejected.
+var apiPodOnlyContainerFields = []string{
+	"env[].valueFrom.configMapKeyRef",
+	"env[].valueFrom.secretKeyRef",
+	"envFrom",
 }
 
 // unsupportedDetails explains, for some unsupported fields (by JSON name), more than "not yet".
@@ -1117,6 +1211,8 @@ var unsupportedDetails = map[string]string{
 	"configMapKeyRef":     "Berth does not support configMapKeyRef: a static pod cannot refer to ConfigMaps",
 	"secretKeyRef":        "Berth does not support secretKeyRef: a static pod cannot refer to Secrets",
 	"ephemeralContainers": "static pods do not support ephemeral containers",
+	"envFrom":             "Berth does not support envFrom: a static pod cannot refer to ConfigMaps or Secrets",
+	"tcpSocket":           "tcpSocket is deprecated and not supported as a lifecycle handler: use exec, httpGet or sleep",
 }
 
 // fieldRule is one node of the allowlist as a tree.
@@ -1128,10 +1224,14 @@ type fieldRule struct {
 
 func (r *fieldRule) acceptsAll() bool { return r.fields == nil && r.items == nil }
 
-// podFieldRules is the allowlist as a tree, built once.
-var podFieldRules = buildFieldRules()
+// podFieldRules is the allowlist of static pods as a tree, built once; apiPodFieldRules the one of
+// API pods.
+var (
+	podFieldRules    = buildFieldRules(false)
+	apiPodFieldRules = buildFieldRules(true)
+)
 
-func buildFieldRules() *fieldRule {
+func buildFieldRules(apiPod bool) *fieldRule {
 	root := &fieldRule{}
 	for _, p := range supportedPodFields {
 		root.add(p)
@@ -1139,6 +1239,11 @@ func buildFieldRules() *fieldRule {
 	for _, list := range []string{"spec.containers[]", "spec.initContainers[]"} {
 		for _, p := range supportedContainerFields {
 			root.add(list + "." + p)
+		}
+		if apiPod {
+			for _, p := range apiPodOnlyContainerFields {
+				root.add(list + "." + p)
+			}
 		}
 	}
 	return root
@@ -1201,6 +1306,16 @@ func tokenizeFieldPath(path string) []string {
 // fields outside supportedPodFields and supportedContainerFields), as
 // `spec.volumes: Unsupported value: Berth does not support volumes yet`.
 func unsupportedFields(pod *v1.Pod) field.ErrorList {
+	return podFieldRules.check(pod)
+}
+
+// unsupportedAPIPodFields is unsupportedFields for a pod from the API server, which may also use
+// the fields of apiPodOnlyContainerFields.
+func unsupportedAPIPodFields(pod *v1.Pod) field.ErrorList {
+	return apiPodFieldRules.check(pod)
+}
+
+func (r *fieldRule) check(pod *v1.Pod) field.ErrorList {
 	data, err := json.Marshal(pod)
 	if err != nil {
 		return field.ErrorList{field.InternalError(nil, err)}
@@ -1210,7 +1325,7 @@ func unsupportedFields(pod *v1.Pod) field.ErrorList {
 		return field.ErrorList{field.InternalError(nil, err)}
 	}
 	var errs field.ErrorList
-	podFieldRules.walk(obj, nil, &errs)
+	r.walk(obj, nil, &errs)
 	return errs
 }
 

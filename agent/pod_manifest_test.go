@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -36,7 +37,7 @@ var badManifests = []struct {
 	{"missing image", strings.Replace(goodManifest, "    image: nginx:1.27\n", "", 1), []string{"spec.containers[0].image: Required value"}},
 	{"bad name", strings.Replace(goodManifest, "name: web", "name: Bad_Name", 1), []string{`metadata.name: Invalid value: "Bad_Name"`, "RFC 1123"}},
 	{"unknown field", strings.Replace(goodManifest, "image:", "imagee:", 1), []string{"spec.containers[0].imagee: unknown field"}},
-	{"unsupported lifecycle hook", goodManifest + "    lifecycle:\n      preStop:\n        exec:\n          command: [\"true\"]\n", []string{"spec.containers[0].lifecycle: Unsupported value: Berth does not support lifecycle yet"}},
+	{"unsupported lifecycle hook", goodManifest + "    lifecycle:\n      preStop:\n        tcpSocket:\n          port: 80\n", []string{"spec.containers[0].lifecycle.preStop.tcpSocket: Unsupported value: tcpSocket is deprecated and not supported as a lifecycle handler"}},
 	{"probe on a plain init container", strings.Replace(goodManifest, "  containers:", "  initContainers:\n  - name: init\n    image: busybox\n    readinessProbe:\n      exec:\n        command: [\"true\"]\n  containers:", 1), []string{"spec.initContainers[0].readinessProbe"}},
 	{"unsupported volumes", goodManifest + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{"spec.volumes: Unsupported value: Berth does not support volumes yet"}},
 	{"empty file", "", []string{"empty manifest"}},
@@ -306,6 +307,19 @@ func fullPod() *v1.Pod {
 	init := *c.DeepCopy()
 	init.Name = "init"
 	init.Ports = nil
+	sidecar := *init.DeepCopy()
+	sidecar.Name = "proxy"
+	sidecar.RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways)
+	sidecar.Ports = []v1.ContainerPort{{Name: "admin", ContainerPort: 9901, Protocol: v1.ProtocolTCP, HostPort: 9901}}
+	sidecar.StartupProbe = &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("admin")}}}
+	sidecar.Lifecycle = &v1.Lifecycle{
+		PostStart: &v1.LifecycleHandler{HTTPGet: &v1.HTTPGetAction{Path: "/started", Port: intstr.FromString("admin"), Scheme: v1.URISchemeHTTP}},
+		PreStop:   &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"/drain"}}},
+	}
+	c.Lifecycle = &v1.Lifecycle{
+		PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"/warm-up"}}},
+		PreStop:   &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 3}},
+	}
 	return &v1.Pod{
 		TypeMeta: metav1.TypeMeta{Kind: "Pod", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -316,7 +330,7 @@ func fullPod() *v1.Pod {
 			Annotations: map[string]string{"example.com/note": "anything goes here"},
 		},
 		Spec: v1.PodSpec{
-			InitContainers:                []v1.Container{init},
+			InitContainers:                []v1.Container{init, sidecar},
 			Containers:                    []v1.Container{c},
 			RestartPolicy:                 v1.RestartPolicyOnFailure,
 			TerminationGracePeriodSeconds: ptr.To[int64](5),
@@ -443,6 +457,15 @@ func TestValidatePod(t *testing.T) {
 		{"sys admin without escalation", func(p *v1.Pod) {
 			p.Spec.Containers[0].SecurityContext.Capabilities.Add = []v1.Capability{"SYS_ADMIN"}
 		}, []string{"spec.containers[0].securityContext: Invalid value", "CAP_SYS_ADMIN"}},
+		{"init restart policy", func(p *v1.Pod) { p.Spec.InitContainers[1].RestartPolicy = ptr.To(v1.ContainerRestartPolicy("OnFailure")) }, []string{`spec.initContainers[1].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`}},
+		{"lifecycle on a plain init container", func(p *v1.Pod) { p.Spec.InitContainers[0].Lifecycle = p.Spec.Containers[0].Lifecycle }, []string{"spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers without restartPolicy=Always"}},
+		{"hook without handler", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PostStart = &v1.LifecycleHandler{} }, []string{"spec.containers[0].lifecycle.postStart: Required value: must specify a handler type"}},
+		{"hook with two handlers", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PreStop.Exec = &v1.ExecAction{Command: []string{"x"}} }, []string{"spec.containers[0].lifecycle.preStop: Forbidden: may not specify more than 1 handler type"}},
+		{"exec hook without command", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PostStart.Exec.Command = nil }, []string{"spec.containers[0].lifecycle.postStart.exec.command: Required value"}},
+		{"sleep longer than the grace period", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds = 6 }, []string{"spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 6: must be non-negative and less than terminationGracePeriodSeconds (5)"}},
+		{"negative sleep", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PreStop.Sleep.Seconds = -1 }, []string{"spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: -1"}},
+		{"httpGet hook port", func(p *v1.Pod) { p.Spec.InitContainers[1].Lifecycle.PostStart.HTTPGet.Port = intstr.FromInt32(0) }, []string{"spec.initContainers[1].lifecycle.postStart.httpGet.port: Invalid value: 0"}},
+		{"httpGet hook scheme", func(p *v1.Pod) { p.Spec.InitContainers[1].Lifecycle.PostStart.HTTPGet.Scheme = "FTP" }, []string{`spec.initContainers[1].lifecycle.postStart.httpGet.scheme: Unsupported value: "FTP"`}},
 		{"termination message policy", func(p *v1.Pod) { p.Spec.Containers[0].TerminationMessagePolicy = "Logs" }, []string{`spec.containers[0].terminationMessagePolicy: Unsupported value: "Logs"`}},
 		{"toleration value with exists", func(p *v1.Pod) { p.Spec.Tolerations[0].Value = "x" }, []string{`spec.tolerations[0].value: Invalid value: "x"`}},
 		{"toleration equal without key", func(p *v1.Pod) { p.Spec.Tolerations[0].Operator = v1.TolerationOpEqual }, []string{"spec.tolerations[0].operator: Invalid value"}},
@@ -482,16 +505,17 @@ func TestUnsupportedFields(t *testing.T) {
 		{"volumes", func(p *v1.Pod) { p.Spec.Volumes = []v1.Volume{{Name: "data"}} }, "spec.volumes: Unsupported value: Berth does not support volumes yet"},
 		{"volume mounts", func(p *v1.Pod) { p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d"}} }, "spec.containers[0].volumeMounts: Unsupported value: Berth does not support volumeMounts yet"},
 		{"volume devices", func(p *v1.Pod) { p.Spec.Containers[0].VolumeDevices = []v1.VolumeDevice{{Name: "d", DevicePath: "/d"}} }, "spec.containers[0].volumeDevices: Unsupported value"},
-		{"lifecycle hook", func(p *v1.Pod) {
-			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 1}}}
-		}, "spec.containers[0].lifecycle: Unsupported value: Berth does not support lifecycle yet"},
-		{"lifecycle hook on init", func(p *v1.Pod) {
-			p.Spec.InitContainers[0].Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Sleep: &v1.SleepAction{Seconds: 1}}}
-		}, "spec.initContainers[0].lifecycle: Unsupported value"},
-		{"lifecycle", func(p *v1.Pod) {
-			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"x"}}}}
-		}, "spec.containers[0].lifecycle: Unsupported value"},
-		{"env from", func(p *v1.Pod) { p.Spec.Containers[0].EnvFrom = []v1.EnvFromSource{{Prefix: "X"}} }, "spec.containers[0].envFrom: Unsupported value"},
+		{"tcpSocket hook", func(p *v1.Pod) {
+			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+		}, "spec.containers[0].lifecycle.preStop.tcpSocket: Unsupported value: tcpSocket is deprecated and not supported as a lifecycle handler: use exec, httpGet or sleep"},
+		{"tcpSocket hook on a sidecar", func(p *v1.Pod) {
+			p.Spec.InitContainers[1].Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
+		}, "spec.initContainers[1].lifecycle.postStart.tcpSocket: Unsupported value"},
+		{"stop signal", func(p *v1.Pod) {
+			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{StopSignal: ptr.To(v1.SIGUSR1)}
+		}, "spec.containers[0].lifecycle.stopSignal: Unsupported value"},
+		{"restart policy of an app container", func(p *v1.Pod) { p.Spec.Containers[0].RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways) }, "spec.containers[0].restartPolicy: Unsupported value"},
+		{"env from", func(p *v1.Pod) { p.Spec.Containers[0].EnvFrom = []v1.EnvFromSource{{Prefix: "X"}} }, "spec.containers[0].envFrom: Unsupported value: Berth does not support envFrom: a static pod cannot refer to ConfigMaps or Secrets"},
 		{"config map key ref", func(p *v1.Pod) {
 			p.Spec.Containers[0].Env[0] = v1.EnvVar{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{Key: "k"}}}
 		}, "spec.containers[0].env[0].valueFrom.configMapKeyRef: Unsupported value: Berth does not support configMapKeyRef"},
@@ -503,7 +527,6 @@ func TestUnsupportedFields(t *testing.T) {
 			p.Spec.Containers[0].Resources.Requests["ephemeral-storage"] = resource.MustParse("1Gi")
 		}, "spec.containers[0].resources.requests[ephemeral-storage]: Unsupported value"},
 		{"resource claims", func(p *v1.Pod) { p.Spec.Containers[0].Resources.Claims = []v1.ResourceClaim{{Name: "gpu"}} }, "spec.containers[0].resources.claims: Unsupported value"},
-		{"sidecar", func(p *v1.Pod) { p.Spec.InitContainers[0].RestartPolicy = ptr.To(v1.ContainerRestartPolicyAlways) }, "spec.initContainers[0].restartPolicy: Unsupported value"},
 		{"resize policy", func(p *v1.Pod) { p.Spec.Containers[0].ResizePolicy = []v1.ContainerResizePolicy{{ResourceName: "cpu"}} }, "spec.containers[0].resizePolicy: Unsupported value"},
 		{"seccomp", func(p *v1.Pod) {
 			p.Spec.Containers[0].SecurityContext.SeccompProfile = &v1.SeccompProfile{Type: v1.SeccompProfileTypeRuntimeDefault}
@@ -549,6 +572,37 @@ func TestUnsupportedFieldsIgnoresUnsetValues(t *testing.T) {
 	pod.Status.Phase = v1.PodRunning
 	if errs := unsupportedFields(pod); len(errs) != 0 {
 		t.Errorf("unsupportedFields: %v", errs)
+	}
+}
+
+// TestAPIPodFields: API pods may refer to ConfigMaps and Secrets in their environment, static pods
+// may not; everything else is the same allowlist.
+func TestAPIPodFields(t *testing.T) {
+	pod := fullPod()
+	c := &pod.Spec.Containers[0]
+	c.EnvFrom = []v1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Optional: ptr.To(true)}}, {SecretRef: &v1.SecretEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "s"}}}}
+	c.Env = append(c.Env,
+		v1.EnvVar{Name: "A", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "cfg"}, Key: "a"}}},
+		v1.EnvVar{Name: "B", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "s"}, Key: "b", Optional: ptr.To(false)}}})
+	pod.Spec.InitContainers[1].EnvFrom = c.EnvFrom
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 0 {
+		t.Errorf("API pod: %v", errs)
+	}
+	errs := unsupportedFields(pod)
+	got := errorListError(errs).Error()
+	for _, want := range []string{
+		"spec.containers[0].envFrom: Unsupported value",
+		"spec.containers[0].env[6].valueFrom.configMapKeyRef: Unsupported value: Berth does not support configMapKeyRef: a static pod cannot refer to ConfigMaps",
+		"spec.containers[0].env[7].valueFrom.secretKeyRef: Unsupported value: Berth does not support secretKeyRef: a static pod cannot refer to Secrets",
+		"spec.initContainers[1].envFrom: Unsupported value",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("static pod errors %q do not contain %q", got, want)
+		}
+	}
+	pod.Spec.Volumes = []v1.Volume{{Name: "v"}}
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.volumes") {
+		t.Errorf("API pod with volumes: %v", errs)
 	}
 }
 
