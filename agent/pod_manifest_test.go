@@ -7,8 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -457,7 +457,9 @@ func TestValidatePod(t *testing.T) {
 		{"sys admin without escalation", func(p *v1.Pod) {
 			p.Spec.Containers[0].SecurityContext.Capabilities.Add = []v1.Capability{"SYS_ADMIN"}
 		}, []string{"spec.containers[0].securityContext: Invalid value", "CAP_SYS_ADMIN"}},
-		{"init restart policy", func(p *v1.Pod) { p.Spec.InitContainers[1].RestartPolicy = ptr.To(v1.ContainerRestartPolicy("OnFailure")) }, []string{`spec.initContainers[1].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`}},
+		{"init restart policy", func(p *v1.Pod) {
+			p.Spec.InitContainers[1].RestartPolicy = ptr.To(v1.ContainerRestartPolicy("OnFailure"))
+		}, []string{`spec.initContainers[1].restartPolicy: Unsupported value: "OnFailure": supported values: "Always"`}},
 		{"lifecycle on a plain init container", func(p *v1.Pod) { p.Spec.InitContainers[0].Lifecycle = p.Spec.Containers[0].Lifecycle }, []string{"spec.initContainers[0].lifecycle: Forbidden: may not be set for init containers without restartPolicy=Always"}},
 		{"hook without handler", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PostStart = &v1.LifecycleHandler{} }, []string{"spec.containers[0].lifecycle.postStart: Required value: must specify a handler type"}},
 		{"hook with two handlers", func(p *v1.Pod) { p.Spec.Containers[0].Lifecycle.PreStop.Exec = &v1.ExecAction{Command: []string{"x"}} }, []string{"spec.containers[0].lifecycle.preStop: Forbidden: may not specify more than 1 handler type"}},
