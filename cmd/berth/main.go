@@ -161,6 +161,7 @@ func runDaemon(args []string) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	svc := newService(ctx, log)
+	defer svc.close()
 	go svc.handleReloads(ctx, hup, &reloader{args: args, running: c, level: level})
 	svc.status("waiting for the container runtime at %s", c.ContainerRuntimeEndpoint)
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,19 +23,28 @@ const readyPoll = 100 * time.Millisecond
 // pings while the agent is healthy, STOPPING=1 when SIGTERM or SIGINT ends ctx, and SIGHUP
 // reloads. docs/systemd.md describes the whole.
 type service struct {
-	n     *systemd.Notifier
-	log   *slog.Logger
-	ready atomic.Bool
+	n        *systemd.Notifier
+	log      *slog.Logger
+	ready    atomic.Bool
+	stopOnce sync.Once
 }
 
+// newService starts telling systemd; STOPPING=1 goes out as soon as ctx ends (SIGTERM, SIGINT).
 func newService(ctx context.Context, log *slog.Logger) *service {
 	s := &service{n: systemd.New(systemd.Config{Logger: log}), log: log}
-	context.AfterFunc(ctx, func() {
+	context.AfterFunc(ctx, s.stopping)
+	return s
+}
+
+func (s *service) stopping() {
+	s.stopOnce.Do(func() {
 		s.n.Status("stopping; pods keep running")
 		s.n.Stopping()
 	})
-	return s
 }
+
+// close sends STOPPING=1 unless it has been sent, and returns once it has: the process may exit.
+func (s *service) close() { s.stopping() }
 
 func (s *service) status(format string, args ...any) { s.n.Status(fmt.Sprintf(format, args...)) }
 
