@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/cri/fakecri"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -28,23 +29,84 @@ type fakeNode struct {
 	clock     *clocktesting.FakeClock
 	manifests string
 	logs      string
+	root      string
 	agent     *Agent
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
 
-// recordingRuntime notes the grace period of every StopContainer call.
+// recordingRuntime notes the grace period of every StopContainer call, and the order of container
+// creations, starts and stops (as "create <name>", "start <name>", "stop <name>") with the
+// configurations created.
 type recordingRuntime struct {
 	*cri.Client
-	mu     sync.Mutex
-	graces []int64
+	mu      sync.Mutex
+	graces  []int64
+	calls   []string
+	names   map[string]string // container ID → name
+	configs map[string]*runtimeapi.ContainerConfig
+}
+
+func (r *recordingRuntime) note(call string) {
+	r.mu.Lock()
+	r.calls = append(r.calls, call)
+	r.mu.Unlock()
+}
+
+func (r *recordingRuntime) name(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.names[id]
+}
+
+func (r *recordingRuntime) CreateContainer(ctx context.Context, sandboxID string, cfg *runtimeapi.ContainerConfig, sandboxCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	id, err := r.Client.CreateContainer(ctx, sandboxID, cfg, sandboxCfg)
+	if err == nil {
+		r.mu.Lock()
+		if r.names == nil {
+			r.names, r.configs = map[string]string{}, map[string]*runtimeapi.ContainerConfig{}
+		}
+		r.names[id] = cfg.Metadata.Name
+		r.configs[cfg.Metadata.Name] = cfg
+		r.mu.Unlock()
+		r.note("create " + cfg.Metadata.Name)
+	}
+	return id, err
+}
+
+func (r *recordingRuntime) StartContainer(ctx context.Context, id string) error {
+	r.note("start " + r.name(id))
+	return r.Client.StartContainer(ctx, id)
 }
 
 func (r *recordingRuntime) StopContainer(ctx context.Context, id string, grace int64) error {
 	r.mu.Lock()
 	r.graces = append(r.graces, grace)
 	r.mu.Unlock()
+	r.note("stop " + r.name(id))
 	return r.Client.StopContainer(ctx, id, grace)
+}
+
+// recorded returns the calls noted so far, keeping those with one of the given prefixes.
+func (r *recordingRuntime) recorded(prefixes ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.calls {
+		for _, p := range prefixes {
+			if strings.HasPrefix(c, p) {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (r *recordingRuntime) stopGraces() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.graces...)
 }
 
 func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
@@ -62,7 +124,7 @@ func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
 	}
 	t.Cleanup(func() { client.Close() })
 	n := &fakeNode{t: t, srv: srv, rt: &recordingRuntime{Client: client}, clock: clk,
-		manifests: filepath.Join(dir, "manifests"), logs: filepath.Join(dir, "logs")}
+		manifests: filepath.Join(dir, "manifests"), logs: filepath.Join(dir, "logs"), root: filepath.Join(dir, "root")}
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +145,7 @@ func (n *fakeNode) start() {
 	n.t.Helper()
 	a, err := New(Config{
 		NodeName:      "node",
+		RootDir:       n.root,
 		PodLogsDir:    n.logs,
 		StaticPodPath: n.manifests,
 		Runtime:       n.rt,
