@@ -310,13 +310,12 @@ func TestWatchdogRealClock(t *testing.T) {
 		}
 		pings = append(pings, time.Now())
 	}
-	if len(pings) < 6 || len(pings) > 12 {
-		t.Errorf("%d pings in 1s at a 100ms period, want about 10", len(pings))
+	// Loose bounds: the machine may be busy; the fake-clock test pins the schedule exactly.
+	if len(pings) < 5 || len(pings) > 13 {
+		t.Fatalf("%d pings in 1s at a 100ms period, want about 10", len(pings))
 	}
-	for i := 1; i < len(pings); i++ {
-		if gap := pings[i].Sub(pings[i-1]); gap < 50*time.Millisecond {
-			t.Errorf("pings %d and %d only %s apart, want ~100ms", i-1, i, gap)
-		}
+	if mean := pings[len(pings)-1].Sub(pings[0]) / time.Duration(len(pings)-1); mean < 70*time.Millisecond || mean > 200*time.Millisecond {
+		t.Errorf("pings %s apart on average, want ~100ms", mean)
 	}
 
 	healthy.Store(false)
