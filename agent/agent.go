@@ -65,6 +65,9 @@ type Agent struct {
 	workers *podWorkers
 	relist  *relist
 
+	// sourcesReady reports whether every source has sent its first snapshot; set by Run.
+	sourcesReady func() bool
+
 	// admitter holds the pods given a worker; rejected those refused, by UID. Both are touched only
 	// by Run's loop.
 	admitter *admitter
@@ -202,6 +205,25 @@ func (a *Agent) Healthy() error {
 	return nil
 }
 
+// Ready reports whether the agent has done its first sync: every source has sent its first snapshot,
+// the runtime has been listed and, in cluster mode, the Node is registered. The error says what is
+// still pending (for systemd's STATUS= line).
+func (a *Agent) Ready() error {
+	a.mu.Lock()
+	sourcesReady := a.sourcesReady
+	a.mu.Unlock()
+	if err := a.Healthy(); err != nil {
+		return err
+	}
+	if sourcesReady == nil || !sourcesReady() {
+		return errors.New("waiting for the pod sources' first snapshot")
+	}
+	if a.node != nil && a.node.Node() == nil {
+		return errors.New("waiting for the Node to be registered with the API server")
+	}
+	return nil
+}
+
 // Run runs the agent until ctx ends. Pods are left running when it returns: stopping Berth is not
 // stopping the node's workloads.
 func (a *Agent) Run(ctx context.Context) error {
@@ -261,7 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		sourcesReady: sourcesReady,
 	}
 	a.mu.Lock()
-	a.workers, a.relist = workers, rl
+	a.workers, a.relist, a.sourcesReady = workers, rl, sourcesReady
 	a.mu.Unlock()
 	wg.Add(1)
 	go func() { defer wg.Done(); rl.run(ctx) }()

@@ -219,7 +219,7 @@ func runDaemon(args []string) error {
 	}
 	log.Info("berth started", "version", version, "mode", mode, "node", nodeName, "nodeIPs", nodeIPs,
 		"staticPodPath", c.StaticPodPath, "rootDir", d.flags.rootDir, "localSocket", agent.SocketPath(d.flags.rootDir))
-	go svc.run(ctx, a.Healthy, fmt.Sprintf("running (%s mode, node %s, runtime %s)", mode, nodeName, v.RuntimeName))
+	go svc.run(ctx, a.Ready, a.Healthy, fmt.Sprintf("running (%s mode, node %s, runtime %s)", mode, nodeName, v.RuntimeName))
 	err = a.Run(ctx)
 	log.Info("berth stopped; pods keep running")
 	return err

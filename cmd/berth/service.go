@@ -48,24 +48,22 @@ func (s *service) close() { s.stopping() }
 
 func (s *service) status(format string, args ...any) { s.n.Status(fmt.Sprintf(format, args...)) }
 
-// run waits for the agent's first sync (healthy returns nil once the runtime has been listed),
-// says so to systemd (READY=1 and the running status) and then feeds the watchdog for as long as
-// healthy passes, until ctx ends.
-//
-// TODO(agent): READY=1 should also wait for the sources' first snapshot and, in cluster mode, for
-// the Node's registration; the agent has no hook for that yet (docs/systemd.md).
-func (s *service) run(ctx context.Context, healthy func() error, running string) {
+// run waits for the agent's first sync (ready returns nil once the sources have reported, the
+// runtime has been listed and, in cluster mode, the Node is registered), says so to systemd
+// (READY=1 and the running status) and then feeds the watchdog for as long as healthy passes,
+// until ctx ends.
+func (s *service) run(ctx context.Context, ready, healthy func() error, running string) {
 	t := time.NewTicker(readyPoll)
 	defer t.Stop()
 	last := ""
 	for {
-		err := healthy()
+		err := ready()
 		if err == nil {
 			break
 		}
 		if msg := err.Error(); msg != last {
 			last = msg
-			s.status("waiting for the first sync with the runtime: %s", msg)
+			s.status("starting: %s", msg)
 		}
 		select {
 		case <-ctx.Done():
