@@ -45,6 +45,7 @@ type recordingRuntime struct {
 	calls   []string
 	names   map[string]string // container ID → name
 	configs map[string]*runtimeapi.ContainerConfig
+	graceOf map[string]int64 // container name → grace of its last stop
 }
 
 func (r *recordingRuntime) note(call string) {
@@ -80,10 +81,15 @@ func (r *recordingRuntime) StartContainer(ctx context.Context, id string) error 
 }
 
 func (r *recordingRuntime) StopContainer(ctx context.Context, id string, grace int64) error {
+	name := r.name(id)
 	r.mu.Lock()
 	r.graces = append(r.graces, grace)
+	if r.graceOf == nil {
+		r.graceOf = map[string]int64{}
+	}
+	r.graceOf[name] = grace
 	r.mu.Unlock()
-	r.note("stop " + r.name(id))
+	r.note("stop " + name)
 	return r.Client.StopContainer(ctx, id, grace)
 }
 
