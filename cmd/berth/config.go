@@ -43,6 +43,16 @@ type Configuration struct {
 	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
 	EvictionHard              map[string]string `json:"evictionHard,omitempty"`
 
+	// Node server (cluster mode; server_config.go, docs/node-server.md).
+	Address            string                 `json:"address,omitempty"`
+	Port               int32                  `json:"port,omitempty"`
+	HealthzBindAddress string                 `json:"healthzBindAddress,omitempty"`
+	HealthzPort        *int32                 `json:"healthzPort,omitempty"`
+	TLSCertFile        string                 `json:"tlsCertFile,omitempty"`
+	TLSPrivateKeyFile  string                 `json:"tlsPrivateKeyFile,omitempty"`
+	Authentication     *KubeletAuthentication `json:"authentication,omitempty"`
+	Authorization      *KubeletAuthorization  `json:"authorization,omitempty"`
+
 	// Logging is the kubelet's logging section, of which Berth reads verbosity (docs/systemd.md).
 	Logging *LoggingConfiguration `json:"logging,omitempty"`
 }
@@ -62,7 +72,7 @@ const (
 // defaultConfiguration holds the kubelet's defaults for the fields Berth supports.
 func defaultConfiguration() Configuration {
 	resolv := "/etc/resolv.conf"
-	return Configuration{
+	c := Configuration{
 		FileCheckFrequency:        metav1.Duration{Duration: 20 * time.Second},
 		SyncFrequency:             metav1.Duration{Duration: time.Minute},
 		ContainerRuntimeEndpoint:  "unix:///run/containerd/containerd.sock",
@@ -82,6 +92,8 @@ func defaultConfiguration() Configuration {
 			"imagefs.available": "15%",
 		},
 	}
+	defaultServerConfiguration(&c)
+	return c
 }
 
 var defaultQPS float32 = 50
@@ -164,6 +176,7 @@ func loadConfigFile(path string, into *Configuration) error {
 	if c.Logging != nil {
 		into.Logging = c.Logging
 	}
+	overlayServerConfiguration(&c, into)
 	return into.validate(path)
 }
 
@@ -231,6 +244,7 @@ func (c *Configuration) validate(where string) error {
 			bad("evictionHard", "%s: %q is neither a quantity nor a percentage", signal, v)
 		}
 	}
+	c.validateServer(bad)
 	return errors.Join(errs...)
 }
 

@@ -213,6 +213,11 @@ func runDaemon(args []string) error {
 	if err := a.ServeLocal(ctx, d.flags.rootDir); err != nil {
 		return err
 	}
+	if cluster != nil {
+		if err := startNodeServer(ctx, &c, nodeName, cluster, a, client, log); err != nil {
+			return err
+		}
+	}
 	mode := "standalone"
 	if cluster != nil {
 		mode = "cluster"
@@ -291,5 +296,6 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 		SystemReserved:            systemReserved,
 		EvictionHard:              c.EvictionHard,
 		Version:                   version,
+		Port:                      c.Port,
 	}, nil
 }
