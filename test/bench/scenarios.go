@@ -1,0 +1,476 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/cri/fakecri"
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// scenario is one row family of the table.
+type scenario struct {
+	name    string
+	runtime string // "fake" or "containerd"
+	kind    string // burst, idle, probes, heal, direct
+	pods    int
+}
+
+// The scenarios, in the order they run: the fake runtime first, then containerd, with
+// cri-direct-30 right after the agents' 30-pod burst it bounds.
+var allScenarios = []scenario{
+	{"burst-fake-100", "fake", "burst", 100},
+	{"burst-fake-500", "fake", "burst", 500},
+	{"idle-fake-100", "fake", "idle", 100},
+	{"probes-fake-100", "fake", "probes", 100},
+	{"heal-fake", "fake", "heal", 20},
+	{"burst-containerd-30", "containerd", "burst", 30},
+	{"cri-direct-30", "containerd", "direct", 30},
+	{"heal-containerd", "containerd", "heal", 20},
+}
+
+// result is one row: one scenario run by one agent. The first keys are the stable interface of
+// results.json; the rest are details.
+type result struct {
+	Scenario  string   `json:"scenario"`
+	Agent     string   `json:"agent"`
+	Pods      int      `json:"pods"`
+	P50       *float64 `json:"p50_ms"`
+	P99       *float64 `json:"p99_ms"`
+	Max       *float64 `json:"max_ms"`
+	Wall      float64  `json:"wall_s"`
+	CPU       float64  `json:"cpu_s"`
+	RSS       float64  `json:"rss_mib"`
+	APIWrites int      `json:"api_writes"`
+
+	Error           string             `json:"error,omitempty"`
+	PeakRSS         float64            `json:"peak_rss_mib,omitempty"`
+	APIWritesPerPod float64            `json:"api_writes_per_pod,omitempty"`
+	APIRequests     map[string]int     `json:"api_requests,omitempty"`         // "verb resource" -> count, whole window
+	APIPerPod       map[string]float64 `json:"api_requests_per_pod,omitempty"` // pod-scoped resources only
+	DeleteWall      float64            `json:"delete_wall_s,omitempty"`
+	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
+	WallSequential  float64            `json:"wall_sequential_s,omitempty"`
+	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"` // containerd's own CPU in the window
+	ProbeHits       int                `json:"probe_hits,omitempty"`
+	ThreadsStart    int                `json:"threads_start,omitempty"`
+	ThreadsEnd      int                `json:"threads_end,omitempty"`
+	FDsStart        int                `json:"fds_start,omitempty"`
+	FDsEnd          int                `json:"fds_end,omitempty"`
+	GoroutinesEnd   int                `json:"goroutines_end,omitempty"`
+	Load1           float64            `json:"load1_at_start"`
+	Note            string             `json:"note,omitempty"`
+	LatenciesMs     []float64          `json:"latencies_ms,omitempty"`
+}
+
+// Timeouts per scenario phase.
+const (
+	settle       = 3 * time.Second
+	readyTimeout = 5 * time.Minute
+	goneTimeout  = 3 * time.Minute
+)
+
+// runAgentScenario runs one scenario with berth or the kubelet.
+func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
+	res = result{Scenario: sc.name, Agent: agent, Pods: sc.pods, Load1: load1()}
+	fail := func(err error) result {
+		res.Error = err.Error()
+		logf("%s/%s: FAILED: %v", sc.name, agent, err)
+		return res
+	}
+	work := filepath.Join(h.work, sc.name+"-"+agent)
+	_ = os.RemoveAll(work)
+	defer removeWork(work)
+
+	// The runtime.
+	var endpoint string
+	var rt *cri.Client
+	var fake *fakecri.Server
+	var runtimePid int
+	switch sc.runtime {
+	case "fake":
+		fake = fakecri.New(fakecri.Config{Latency: h.fakeLatency, Images: []string{benchImage, sandboxImage}, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS})
+		sock := filepath.Join(work, "fakecri.sock")
+		if err := fake.Serve(sock); err != nil {
+			return fail(err)
+		}
+		defer fake.Stop()
+		endpoint = fake.Endpoint()
+		var err error
+		if rt, err = cri.NewClient(cri.ClientConfig{Endpoint: endpoint, Timeout: time.Minute}); err != nil {
+			return fail(err)
+		}
+		defer rt.Close()
+	case "containerd":
+		c, err := h.runtime()
+		if err != nil {
+			return fail(err)
+		}
+		endpoint, rt = c.endpoint, c.rt
+		if err := removeBenchPods(rt); err != nil {
+			return fail(fmt.Errorf("cleaning the runtime: %w", err))
+		}
+		runtimePid = containerdPid()
+	}
+	defer func() {
+		forceDeleteAll(context.Background(), h.cp.admin)
+		if err := removeBenchPods(rt); err != nil {
+			logf("cleaning the runtime after %s/%s: %v", sc.name, agent, err)
+		}
+		h.cp.forgetNode()
+		if agent == agentKubelet {
+			cleanKubeletCgroups()
+		}
+	}()
+
+	// The agent.
+	bin := h.berthBin
+	if agent == agentKubelet {
+		var err error
+		if bin, err = h.kubelet(); err != nil {
+			return fail(err)
+		}
+	}
+	spec := agentSpec{kind: agent, bin: bin, endpoint: endpoint, kubeconfig: h.kubeconfig, cp: h.cp, work: work,
+		logPath: filepath.Join(h.results, "logs", sc.name+"-"+agent+".log")}
+	if h.cpuProfile && agent == agentBerth {
+		spec.cpuProfile = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
+	}
+	logf("%s/%s: starting %s on %s (load %.2f)", sc.name, agent, agent, sc.runtime, res.Load1)
+	a, err := startAgent(spec)
+	if err != nil {
+		return fail(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			a.stop(false)
+		}
+	}()
+	time.Sleep(settle)
+	s0 := a.sample()
+	res.ThreadsStart, res.FDsStart = s0.Threads, s0.FDs
+
+	run := fmt.Sprintf("%s-%s-%d", sc.name, agent, time.Now().Unix())
+	ctx := context.Background()
+	tr, err := newTracker(ctx, h.cp.admin, run)
+	if err != nil {
+		return fail(err)
+	}
+	defer tr.Close()
+
+	var probeHits atomic.Int64
+	opts := podOpts{}
+	if sc.kind == "probes" {
+		port, stop, err := probeTarget(&probeHits)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+		opts.livenessPort = port
+	}
+	pods := make([]*v1.Pod, sc.pods)
+	names := make([]string, sc.pods)
+	for i := range pods {
+		names[i] = fmt.Sprintf("%s-%03d", strings.TrimSuffix(sc.name, "-"+strconv.Itoa(sc.pods)), i)
+		pods[i] = benchPod(names[i], h.cp.nodeName(), run, opts)
+	}
+
+	// Create the pods; the window (CPU, API requests) opens just before.
+	a.rss.Reset()
+	cpu0, rcpu0 := a.sample().CPU, procCPU(runtimePid)
+	t0, err := createPods(ctx, h.cp.admin, tr, pods)
+	if err != nil {
+		return fail(err)
+	}
+	if missing := tr.waitAll(names, readyTimeout, func(s *podState) bool { return !s.ready.IsZero() }); len(missing) > 0 {
+		return fail(fmt.Errorf("%d of %d pods not Running+Ready within %s (first: %s)", len(missing), len(names), readyTimeout, missing[0]))
+	}
+	var lat []float64
+	var last time.Time
+	for _, n := range names {
+		s := tr.get(n)
+		lat = append(lat, ms(s.ready.Sub(s.created)))
+		if s.ready.After(last) {
+			last = s.ready
+		}
+	}
+	burstCPU, burstRuntimeCPU := a.sample().CPU-cpu0, procCPU(runtimePid)-rcpu0
+	burstWall := last.Sub(t0)
+	rssAfterBurst, peakBurst := a.sample().RSS, a.rss.Peak()
+	logf("%s/%s: %d pods Running+Ready in %.2fs", sc.name, agent, len(names), burstWall.Seconds())
+
+	switch sc.kind {
+	case "burst":
+		setLatencies(&res, lat)
+		res.Wall, res.CPU, res.RSS, res.PeakRSS = burstWall.Seconds(), burstCPU.Seconds(), mib(rssAfterBurst), mib(peakBurst)
+		if runtimePid != 0 {
+			res.RuntimeCPU = burstRuntimeCPU.Seconds()
+		}
+	case "idle", "probes":
+		time.Sleep(5 * time.Second) // let the burst's tail (status writes, events) pass
+		a.rss.Reset()
+		hits0 := probeHits.Load()
+		w0, c0 := time.Now(), a.sample().CPU
+		time.Sleep(h.idle)
+		w1, c1 := time.Now(), a.sample().CPU
+		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
+		res.CPUPerMin = res.CPU / w1.Sub(w0).Minutes()
+		res.RSS, res.PeakRSS = mib(a.sample().RSS), mib(a.rss.Peak())
+		res.ProbeHits = int(probeHits.Load() - hits0)
+		reqs := h.proxy.Between(w0, w1)
+		res.APIRequests = countByVerb(reqs)
+		for _, r := range reqs {
+			if isWrite(r.verb) {
+				res.APIWrites++
+			}
+		}
+		res.Note = fmt.Sprintf("window %.0f s after %d pods started (%.2f s); cpu_s is for the window", res.Wall, len(names), burstWall.Seconds())
+	case "heal":
+		time.Sleep(2 * time.Second)
+		a.rss.Reset()
+		w0, c0 := time.Now(), a.sample().CPU
+		var hl []float64
+		for i, n := range names {
+			s := tr.get(n)
+			if s.cid == "" {
+				return fail(fmt.Errorf("pod %s: no container ID in the API", n))
+			}
+			want := s.restarts + 1
+			tk := time.Now()
+			if fake != nil {
+				err = fake.SetContainerExited(s.cid, 137, "Error")
+			} else {
+				err = killContainer(rt, s.cid)
+			}
+			if err != nil {
+				return fail(fmt.Errorf("trial %d: killing %s of pod %s: %w", i+1, s.cid, n, err))
+			}
+			if m := tr.waitAll([]string{n}, time.Minute, func(s *podState) bool { return !s.restartedAt[want].IsZero() }); len(m) > 0 {
+				return fail(fmt.Errorf("trial %d: pod %s not restarted (restartCount %d, running) within 1m", i+1, n, want))
+			}
+			hl = append(hl, ms(tr.get(n).restartedAt[want].Sub(tk)))
+			// A random gap, so that kills fall anywhere in the agent's relist period.
+			time.Sleep(300*time.Millisecond + rand.N(time.Second))
+		}
+		w1, c1 := time.Now(), a.sample().CPU
+		setLatencies(&res, hl)
+		res.Pods = len(hl)
+		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
+		res.RSS, res.PeakRSS = mib(a.sample().RSS), mib(a.rss.Peak())
+		for _, r := range h.proxy.Between(w0, w1) {
+			if isWrite(r.verb) {
+				res.APIWrites++
+			}
+		}
+		res.Note = fmt.Sprintf("%d trials, one pod each (no crash back-off); wall and CPU cover the trials", len(hl))
+	}
+
+	// Delete and wait until the pods are gone from the API and, for Berth, from the runtime.
+	td := time.Now()
+	if err := deletePods(ctx, h.cp.admin, names); err != nil {
+		return fail(err)
+	}
+	if missing := tr.waitAll(names, goneTimeout, func(s *podState) bool { return !s.gone.IsZero() }); len(missing) > 0 {
+		return fail(fmt.Errorf("%d pods not gone from the API within %s after deletion", len(missing), goneTimeout))
+	}
+	var lastGone time.Time
+	for _, n := range names {
+		if g := tr.get(n).gone; g.After(lastGone) {
+			lastGone = g
+		}
+	}
+	res.DeleteWall = lastGone.Sub(td).Seconds()
+	// The runtime empties behind the API: Berth removes what it stopped; the kubelet's garbage
+	// collection removes sandboxes of deleted pods a minute or so later, which is not waited for.
+	if agent == agentBerth {
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if n, err := benchSandboxes(rt); err == nil && n == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(5 * time.Second)
+	tEnd := time.Now()
+	if sc.kind == "burst" {
+		reqs := h.proxy.Between(t0.Add(-time.Millisecond), tEnd)
+		res.APIRequests = countByVerb(reqs)
+		perPod := map[string]float64{}
+		podWrites := 0
+		for _, r := range reqs {
+			if isWrite(r.verb) {
+				res.APIWrites++
+			}
+			if podScoped(r.resource) {
+				perPod[r.verb+" "+r.resource] += 1 / float64(len(names))
+				if r.code >= 300 {
+					perPod[fmt.Sprintf("%s %s -> %d", r.verb, r.resource, r.code)] += 1 / float64(len(names))
+				}
+				if isWrite(r.verb) {
+					podWrites++
+				}
+			}
+		}
+		res.APIPerPod = perPod
+		res.APIWritesPerPod = float64(podWrites) / float64(len(names))
+	}
+	s1 := a.sample()
+	res.ThreadsEnd, res.FDsEnd = s1.Threads, s1.FDs
+	stopped = true
+	a.stop(spec.cpuProfile == "")
+	res.GoroutinesEnd = a.goroutines()
+	logf("%s/%s: done: wall %.2fs, CPU %.2fs, RSS %.1f MiB, threads %d→%d, fds %d→%d, goroutines at the end %d",
+		sc.name, agent, res.Wall, res.CPU, res.RSS, res.ThreadsStart, res.ThreadsEnd, res.FDsStart, res.FDsEnd, res.GoroutinesEnd)
+	return res
+}
+
+// baselineGoroutines starts the agent on the fake runtime with no pods, waits, and counts its
+// goroutines: the level every scenario's end is compared to.
+func (h *harness) baselineGoroutines(agent string) (int, procSample, error) {
+	work := filepath.Join(h.work, "baseline-"+agent)
+	_ = os.RemoveAll(work)
+	defer removeWork(work)
+	fake := fakecri.New(fakecri.Config{Images: []string{benchImage, sandboxImage}, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS})
+	if err := fake.Serve(filepath.Join(work, "fakecri.sock")); err != nil {
+		return 0, procSample{}, err
+	}
+	defer fake.Stop()
+	defer h.cp.forgetNode()
+	bin := h.berthBin
+	if agent == agentKubelet {
+		var err error
+		if bin, err = h.kubelet(); err != nil {
+			return 0, procSample{}, err
+		}
+		defer cleanKubeletCgroups()
+	}
+	a, err := startAgent(agentSpec{kind: agent, bin: bin, endpoint: fake.Endpoint(), kubeconfig: h.kubeconfig, cp: h.cp,
+		work: work, logPath: filepath.Join(h.results, "logs", "baseline-"+agent+".log")})
+	if err != nil {
+		return 0, procSample{}, err
+	}
+	time.Sleep(10 * time.Second)
+	s := a.sample()
+	a.stop(true)
+	return a.goroutines(), s, nil
+}
+
+func setLatencies(r *result, lat []float64) {
+	if len(lat) == 0 {
+		return
+	}
+	p50, p99, mx := percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
+	r.P50, r.P99, r.Max = &p50, &p99, &mx
+	r.LatenciesMs = lat
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// killContainer sends SIGKILL to a container's process, found through the runtime's verbose
+// status (containerd's info.pid).
+func killContainer(rt *cri.Client, id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := runtimeapi.NewRuntimeServiceClient(rt.Conn()).ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return err
+	}
+	var info struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(resp.GetInfo()["info"]), &info); err != nil || info.Pid <= 0 {
+		return fmt.Errorf("no pid in the runtime's verbose status of %s (%v)", id, err)
+	}
+	return syscall.Kill(info.Pid, syscall.SIGKILL)
+}
+
+// probeTarget serves /healthz on a free loopback port and counts the requests.
+func probeTarget(hits *atomic.Int64) (int, func(), error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, nil, err
+	}
+	srv := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("ok"))
+	})}
+	go func() { _ = srv.ListenAndServe() }()
+	// Wait until it listens.
+	for range 100 {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", port)); err == nil {
+			resp.Body.Close()
+			hits.Add(-1)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return port, func() { _ = srv.Close() }, nil
+}
+
+// containerdPid is the pid of the test environment's containerd (0 if unknown).
+func containerdPid() int {
+	dir := os.Getenv("BERTH_RUNTIME_DIR")
+	if dir == "" {
+		dir = "/var/lib/berth-test/runtime"
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "containerd.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	s, err := readProc(pid)
+	if err != nil {
+		return 0
+	}
+	return s.CPU
+}
+
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// removeWork removes a scenario's work folder, after unmounting what an agent left mounted under
+// it (the kubelet bind-mounts its root dir onto itself to make it shared).
+func removeWork(dir string) {
+	b, _ := os.ReadFile("/proc/self/mounts")
+	var mounts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && (f[1] == dir || strings.HasPrefix(f[1], dir+"/")) {
+			mounts = append(mounts, f[1])
+		}
+	}
+	for i := len(mounts) - 1; i >= 0; i-- { // innermost (mounted last) first
+		if err := syscall.Unmount(mounts[i], syscall.MNT_DETACH); err != nil {
+			logf("leaving %s: cannot unmount %s: %v", dir, mounts[i], err)
+			return
+		}
+	}
+	_ = os.RemoveAll(dir)
+}
