@@ -98,3 +98,17 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/berth $(DESTDIR)$(UNITDIR)/berth.service
 	@if $(SYSTEMD_RUNNING); then systemctl daemon-reload; fi
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/berth (config, manifests), /var/lib/berth and the running pods"
+
+# The benchmarks (test/bench, a module of its own; docs/benchmarks.md): Berth — and with
+# AGENTS=berth,kubelet the upstream kubelet — against the test control plane, on containerd and on
+# a fake CRI. SCENARIOS=a,b picks scenarios (default all), RESULTS=dir the output folder (default
+# bench-results/<timestamp>); BENCH_ARGS passes more flags (-cpuprofile, -fake-latency 1ms, ...).
+SCENARIOS ?=
+AGENTS ?= berth
+RESULTS ?= bench-results/$(shell date +%Y%m%d-%H%M%S)
+BENCH_ARGS ?=
+.PHONY: bench
+bench: build
+	cd test/bench && $(GO) build -o $(CURDIR)/bin/berth-bench .
+	bin/berth-bench -repo $(CURDIR) -berth $(CURDIR)/$(BIN) -scenarios '$(SCENARIOS)' -agents '$(AGENTS)' \
+		-results '$(RESULTS)' $(BENCH_ARGS)
