@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -92,24 +94,11 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	container := r.PathValue("container")
-	cs, err := s.instances(r.Context(), p, container)
+	id, err := s.logContainer(r.Context(), p, container, opts.previous)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	i := 0
-	if opts.previous {
-		i = 1
-	}
-	if len(cs) <= i {
-		if opts.previous {
-			writeError(w, errorf(http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, p.Name))
-		} else {
-			writeError(w, errorf(http.StatusBadRequest, "container %q in pod %q is waiting to start", container, p.Name))
-		}
-		return
-	}
-	id := cs[i].Id
 	st, err := s.cfg.Runtime.ContainerStatus(r.Context(), id)
 	if err != nil {
 		writeError(w, err)
@@ -134,6 +123,63 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err := copyLog(r.Context(), f, w, opts, running); err != nil && !errors.Is(err, errLimit) && r.Context().Err() == nil {
 		s.log.Debug("container log", "pod", p.Namespace+"/"+p.Name, "container", container, "err", err)
 	}
+}
+
+// logContainer picks the container instance whose log is asked for, from the pod's status as the
+// kubelet does: previous is the last terminated instance (lastState); otherwise the running or
+// terminated one, or, while it waits to restart (CrashLoopBackOff), the last terminated one. A
+// container the status does not know yet falls back to the runtime's instances.
+func (s *Server) logContainer(ctx context.Context, p *v1.Pod, container string, previous bool) (string, error) {
+	if !hasContainer(p, container) {
+		return "", errorf(http.StatusBadRequest, "container %s is not valid for pod %s/%s", container, p.Namespace, p.Name)
+	}
+	var st *v1.ContainerStatus
+	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for i := range list {
+			if list[i].Name == container {
+				st = &list[i]
+			}
+		}
+	}
+	if st != nil {
+		last := st.LastTerminationState.Terminated
+		switch {
+		case previous:
+			if last == nil || last.ContainerID == "" {
+				return "", errorf(http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, p.Name)
+			}
+			return trimRuntime(last.ContainerID), nil
+		case st.State.Running != nil && st.ContainerID != "":
+			return trimRuntime(st.ContainerID), nil
+		case st.State.Terminated != nil && st.State.Terminated.ContainerID != "":
+			return trimRuntime(st.State.Terminated.ContainerID), nil
+		case last != nil && last.ContainerID != "":
+			return trimRuntime(last.ContainerID), nil
+		}
+	}
+	cs, err := s.instances(ctx, p, container)
+	if err != nil {
+		return "", err
+	}
+	i := 0
+	if previous {
+		i = 1
+	}
+	if len(cs) <= i {
+		if previous {
+			return "", errorf(http.StatusBadRequest, "previous terminated container %q in pod %q not found", container, p.Name)
+		}
+		return "", errorf(http.StatusBadRequest, "container %q in pod %q is waiting to start", container, p.Name)
+	}
+	return cs[i].Id, nil
+}
+
+// trimRuntime turns "containerd://<id>" into "<id>".
+func trimRuntime(id string) string {
+	if _, after, ok := strings.Cut(id, "://"); ok {
+		return after
+	}
+	return id
 }
 
 var errLimit = errors.New("limitBytes reached")

@@ -49,6 +49,7 @@ func newCluster(t *testing.T) *cluster {
 	c := &cluster{env: newEnv(t), dir: dir, admin: admin}
 	c.nodeName = clusterNode
 	c.extraArgs = []string{"--kubeconfig", filepath.Join(dir, "node.kubeconfig")}
+	c.serverDefaults()
 	c.cleanAPI()
 	// Cleanups run last-in first-out: stop Berth before cleaning the API, or it would recreate
 	// the mirror pods of its static pods.
