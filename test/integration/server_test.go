@@ -27,7 +27,11 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	authnv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -199,6 +203,22 @@ func TestNodeServer(t *testing.T) {
 		}
 	})
 
+	t.Run("attach", func(t *testing.T) {
+		req := c.admin.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("ticker").SubResource("attach").
+			VersionedParams(&v1.PodAttachOptions{Container: "main", Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		ex, err := remotecommand.NewSPDYExecutor(rc, "POST", req.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var out bytes.Buffer
+		err = ex.StreamWithContext(actx, remotecommand.StreamOptions{Stdout: &out, Stderr: io.Discard})
+		if !strings.Contains(out.String(), "tick-") {
+			t.Errorf("attach: %v %q", err, out.String())
+		}
+	})
+
 	t.Run("port-forward", func(t *testing.T) {
 		u := c.admin.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("web").SubResource("portforward").URL()
 		transport, upgrader, err := spdy.RoundTripperFor(rc)
@@ -281,6 +301,30 @@ func TestNodeServer(t *testing.T) {
 			t.Errorf("/pods: %v", names)
 		}
 
+		// Bearer tokens, checked with a TokenReview: a service account bound to
+		// system:kubelet-api-admin passes, one without rights is forbidden, a bad token is 401.
+		withToken := func(token, path string) int {
+			t.Helper()
+			req, _ := http.NewRequest("GET", base+path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := withToken("not-a-token", "/pods"); code != http.StatusUnauthorized {
+			t.Errorf("bad token /pods: %d", code)
+		}
+		if code := withToken(c.saToken("berth-plain", false), "/pods"); code != http.StatusForbidden {
+			t.Errorf("plain service account /pods: %d", code)
+		}
+		if code := withToken(c.saToken("berth-node-reader", true), "/pods"); code != http.StatusOK {
+			t.Errorf("kubelet-api-admin service account /pods: %d", code)
+		}
+
 		code, b = get(&apiserver, "/metrics")
 		if code != http.StatusOK {
 			t.Fatalf("/metrics: %d %.300s", code, b)
@@ -340,4 +384,31 @@ func signClientCert(t *testing.T, dir, cn string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// saToken is a token of a service account in default, bound to system:kubelet-api-admin when admin.
+func (c *cluster) saToken(name string, admin bool) string {
+	c.t.Helper()
+	ctx := context.Background()
+	_, err := c.admin.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		c.t.Fatal(err)
+	}
+	if admin {
+		_, err := c.admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "berth-test:" + name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:kubelet-api-admin"},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: "default"}},
+		}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			c.t.Fatal(err)
+		}
+	}
+	exp := int64(600)
+	tr, err := c.admin.CoreV1().ServiceAccounts("default").CreateToken(ctx, name,
+		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return tr.Status.Token
 }
