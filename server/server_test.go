@@ -202,3 +202,34 @@ func TestServer(t *testing.T) {
 		t.Error("no SubjectAccessReview for nodes/metrics")
 	}
 }
+
+func TestLogContainerFromStatus(t *testing.T) {
+	s := &Server{cfg: Config{Runtime: &fakeRuntime{}}}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: v1.PodSpec{Containers: []v1.Container{{Name: "main"}}}}
+	running := v1.ContainerStatus{Name: "main", ContainerID: "containerd://c2",
+		State:                v1.ContainerState{Running: &v1.ContainerStateRunning{}},
+		LastTerminationState: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ContainerID: "containerd://c1"}}}
+	backoff := v1.ContainerStatus{Name: "main", ContainerID: "containerd://c2",
+		State:                v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}},
+		LastTerminationState: v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ContainerID: "containerd://c2"}}}
+	for _, tc := range []struct {
+		st       v1.ContainerStatus
+		previous bool
+		want     string
+	}{
+		{running, false, "c2"}, {running, true, "c1"}, {backoff, false, "c2"}, {backoff, true, "c2"},
+	} {
+		pod.Status.ContainerStatuses = []v1.ContainerStatus{tc.st}
+		got, err := s.logContainer(context.Background(), pod, "main", tc.previous)
+		if err != nil || got != tc.want {
+			t.Errorf("previous=%v: %q %v, want %q", tc.previous, got, err, tc.want)
+		}
+	}
+	pod.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "main", State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}, ContainerID: "containerd://c1"}}
+	if _, err := s.logContainer(context.Background(), pod, "main", true); err == nil || !strings.Contains(err.Error(), "previous terminated container") {
+		t.Errorf("no previous: %v", err)
+	}
+	if _, err := s.logContainer(context.Background(), pod, "nope", false); err == nil {
+		t.Error("unknown container accepted")
+	}
+}
