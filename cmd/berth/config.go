@@ -48,6 +48,7 @@ type Configuration struct {
 	Port               int32                  `json:"port,omitempty"`
 	HealthzBindAddress string                 `json:"healthzBindAddress,omitempty"`
 	HealthzPort        *int32                 `json:"healthzPort,omitempty"`
+	ReadOnlyPort       int32                  `json:"readOnlyPort,omitempty"`
 	TLSCertFile        string                 `json:"tlsCertFile,omitempty"`
 	TLSPrivateKeyFile  string                 `json:"tlsPrivateKeyFile,omitempty"`
 	Authentication     *KubeletAuthentication `json:"authentication,omitempty"`

@@ -87,6 +87,7 @@ func overlayServerConfiguration(c, into *Configuration) {
 	if c.HealthzPort != nil {
 		into.HealthzPort = c.HealthzPort
 	}
+	into.ReadOnlyPort = c.ReadOnlyPort
 	if c.TLSCertFile != "" {
 		into.TLSCertFile = c.TLSCertFile
 	}
@@ -132,6 +133,9 @@ func (c *Configuration) validateServer(bad func(field, format string, a ...any))
 	}
 	if net.ParseIP(c.HealthzBindAddress) == nil {
 		bad("healthzBindAddress", "%q is not an IP address", c.HealthzBindAddress)
+	}
+	if c.ReadOnlyPort != 0 {
+		bad("readOnlyPort", "Berth has no unauthenticated read-only port: leave it 0 (the default)")
 	}
 	if (c.TLSCertFile == "") != (c.TLSPrivateKeyFile == "") {
 		bad("tlsCertFile", "tlsCertFile and tlsPrivateKeyFile go together")

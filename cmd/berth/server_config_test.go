@@ -22,7 +22,7 @@ func TestServerConfig(t *testing.T) {
 		sc.CacheAuthorizedTTL != 5*time.Minute || sc.CacheUnauthorizedTTL != 30*time.Second {
 		t.Errorf("defaults: %+v", sc)
 	}
-	c, err = load("port: 10260\nhealthzPort: 0\ntlsCertFile: /a.crt\ntlsPrivateKeyFile: /a.key\n" +
+	c, err = load("port: 10260\nhealthzPort: 0\nreadOnlyPort: 0\ntlsCertFile: /a.crt\ntlsPrivateKeyFile: /a.key\n" +
 		"authentication:\n  x509:\n    clientCAFile: /ca.crt\n  anonymous:\n    enabled: true\nauthorization:\n  mode: AlwaysAllow\n")
 	if err != nil {
 		t.Fatal(err)
@@ -34,10 +34,11 @@ func TestServerConfig(t *testing.T) {
 	}
 	for body, want := range map[string]string{
 		"authentication:\n  x509:\n    clientCAFiles: /x\n": `unknown field "clientCAFiles"`,
-		"authorization:\n  mode: RBAC\n":                     "authorization.mode",
-		"port: 70000\n":                                      "port",
-		"tlsCertFile: /a.crt\n":                              "go together",
-		"address: nowhere\n":                                 "address",
+		"authorization:\n  mode: RBAC\n":                    "authorization.mode",
+		"port: 70000\n":                                     "port",
+		"tlsCertFile: /a.crt\n":                             "go together",
+		"address: nowhere\n":                                "address",
+		"readOnlyPort: 10255\n":                             "readOnlyPort",
 	} {
 		if _, err := load(body); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want %q", body, err, want)
