@@ -50,7 +50,16 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	// still holds (containers garbage-collected while Berth was down, for instance).
 	if podIsTerminal(&pre) || terminal(s.pod) {
 		// Done for good: free the sandbox's network (as the kubelet does), keep the containers for
-		// their logs and exit codes until the pod is removed.
+		// their logs and exit codes until the pod is removed. Whatever still runs (the sidecars of
+		// a pod whose regular init container failed under restartPolicy Never) is stopped first,
+		// gracefully.
+		if running := s.running(); len(running) > 0 {
+			if err := s.w.stopContainers(ctx, s.pod, s.rt, running, s.w.gracePeriod(), killingMessage); err != nil {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+				return true
+			}
+		}
 		if sb := s.rt.currentSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			if err := s.w.m.rt.StopPodSandbox(ctx, sb.Id); err != nil {
 				s.err = err.Error()
@@ -76,12 +85,7 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 		// Every app container finished for good (restartPolicy Never or OnFailure): the sidecars
 		// still running are stopped, in reverse order, and the pod then ends Succeeded or Failed.
 		// Nothing is started again.
-		var running []*containerRecord
-		for _, c := range s.rt.containers {
-			if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
-				running = append(running, c)
-			}
-		}
+		running := s.running()
 		if len(running) == 0 {
 			return acted
 		}
@@ -132,6 +136,17 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	}
 	s.collectGarbage(ctx)
 	return acted
+}
+
+// running returns the pod's running container instances.
+func (s *podSync) running() []*containerRecord {
+	var out []*containerRecord
+	for _, c := range s.rt.containers {
+		if c.state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // initialized reports whether the pod's initialization is over in the sandbox: app containers were
