@@ -83,16 +83,16 @@ func (r *relist) once(ctx context.Context) {
 		sort.Strings(p)
 		now[uid] = strings.Join(p, ",")
 	}
-	if r.last != nil {
-		for uid, fp := range now {
-			if r.last[uid] != fp {
-				r.workers.wake(uid)
-			}
+	// The first list has nothing to compare with: every pod is woken once, so a change between a
+	// worker's own read and this first list is not missed until the periodic resync.
+	for uid, fp := range now {
+		if r.last == nil || r.last[uid] != fp {
+			r.workers.wake(uid)
 		}
-		for uid := range r.last {
-			if _, ok := now[uid]; !ok {
-				r.workers.wake(uid)
-			}
+	}
+	for uid := range r.last {
+		if _, ok := now[uid]; !ok {
+			r.workers.wake(uid)
 		}
 	}
 	r.last = now
