@@ -36,6 +36,7 @@ type Runtime interface {
 	Exec(ctx context.Context, req *runtimeapi.ExecRequest) (string, error)
 	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (string, error)
 	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (string, error)
+	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
 }
 
 // Config is the node server's configuration, from the KubeletConfiguration fields of the same names.
@@ -171,6 +172,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /pods", s.pods)
 	mux.HandleFunc("GET /pods/{$}", s.pods)
 	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /metrics/resource", newResourceMetrics(s.cfg.Runtime))
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", s.containerLogs)
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{ns}/{pod}/{container}", s.exec)

@@ -67,6 +67,18 @@ func (f *fakeRuntime) ContainerStatus(_ context.Context, id string) (*runtimeapi
 	return nil, io.EOF
 }
 
+func (f *fakeRuntime) ListContainerStats(context.Context, *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	var out []*runtimeapi.ContainerStats
+	for _, c := range f.containers {
+		out = append(out, &runtimeapi.ContainerStats{
+			Attributes: &runtimeapi.ContainerAttributes{Id: c.Id},
+			Cpu:        &runtimeapi.CpuUsage{Timestamp: 1e18, UsageCoreNanoSeconds: &runtimeapi.UInt64Value{Value: 2500000000}},
+			Memory:     &runtimeapi.MemoryUsage{Timestamp: 1e18, WorkingSetBytes: &runtimeapi.UInt64Value{Value: 4096}},
+		})
+	}
+	return out, nil
+}
+
 func (f *fakeRuntime) Exec(context.Context, *runtimeapi.ExecRequest) (string, error) {
 	return "", io.EOF
 }
@@ -118,7 +130,7 @@ func TestServer(t *testing.T) {
 		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "main"}}}}
 	rt := &fakeRuntime{
 		containers: []*runtimeapi.Container{{Id: "c1", State: runtimeapi.ContainerState_CONTAINER_RUNNING, CreatedAt: 1,
-			Labels: map[string]string{cri.LabelPodUID: "uid1", cri.LabelContainerName: "main", cri.LabelManagedBy: cri.ManagedByValue}}},
+			Labels: map[string]string{cri.LabelPodUID: "uid1", cri.LabelContainerName: "main", cri.LabelManagedBy: cri.ManagedByValue, cri.LabelPodName: "web", cri.LabelPodNamespace: "ns"}}},
 		logPaths: map[string]string{"c1": logFile},
 	}
 	client := fake.NewClientset()
@@ -185,6 +197,18 @@ func TestServer(t *testing.T) {
 	code, body = get(&admin, "/metrics")
 	if code != 200 || !strings.Contains(body, "kubelet_running_pods 1") || !strings.Contains(body, `kubelet_running_containers{container_state="running"} 1`) {
 		t.Errorf("metrics: %d %s", code, body)
+	}
+	code, body = get(&admin, "/metrics/resource")
+	for _, want := range []string{
+		`container_cpu_usage_seconds_total{container="main",namespace="ns",pod="web"} 2.5 1000000000000`,
+		`container_memory_working_set_bytes{container="main",namespace="ns",pod="web"} 4096 1000000000000`,
+		`pod_cpu_usage_seconds_total{namespace="ns",pod="web"} 2.5 1000000000000`,
+		`pod_memory_working_set_bytes{namespace="ns",pod="web"} 4096 1000000000000`,
+		"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ", "scrape_error 0",
+	} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics/resource: no %q in %d %s", want, code, body)
+		}
 	}
 	if code, body := get(&admin, "/healthz"); code != 200 || body != "ok" {
 		t.Errorf("healthz: %d %q", code, body)
