@@ -14,9 +14,12 @@
 //	    runtime. A broken manifest is a ManifestError beside the pods, never a stop.
 //	  - A podWorker (pod_worker.go) is the only writer to the runtime for its pod. Each sync
 //	    (pod_sync.go) reads the pod's sandboxes and containers from the runtime (pod_runtime.go), makes
-//	    one step towards the spec — sandbox, image, init containers in order, app containers — applies
-//	    the restart policy with the crash-loop back-off (backoff.go), removes dead instances beyond
-//	    the newest, and publishes the status computed from the runtime (pod_status.go).
+//	    one step towards the spec — sandbox, image, init containers in order (sidecars only have to
+//	    start), app containers, each postStart hook waited for — applies the restart policy with the
+//	    crash-loop back-off (backoff.go), removes dead instances beyond the newest, and publishes the
+//	    status computed from the runtime (pod_status.go). Every stop goes through pod_stop.go:
+//	    preStop hooks (hooks.go) within the grace period, apps before sidecars, sidecars in reverse
+//	    order; termination messages are read after an exit (termination_message.go).
 //	  - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
 //	    workers, and, once every source has reported, terminates pods no source wants.
 //

@@ -68,11 +68,14 @@ func computePodStatus(in statusInput) v1.PodStatus {
 	}
 
 	// Initialization is done when every regular init container succeeded and every sidecar runs
-	// and has started; once app containers exist it stays done, whatever the sidecars do since.
+	// and has started; once app containers exist in the current sandbox it stays done, whatever the
+	// sidecars do since.
 	appsCreated := false
-	for _, c := range pod.Spec.Containers {
-		if len(in.rt.instances(cri.ContainerTypeApp, c.Name)) > 0 {
-			appsCreated = true
+	if sb := in.rt.currentSandbox(); sb != nil {
+		for _, c := range pod.Spec.Containers {
+			if in.rt.newestIn(sb.Id, cri.ContainerTypeApp, c.Name) != nil {
+				appsCreated = true
+			}
 		}
 	}
 	var notInit []string

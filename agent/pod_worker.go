@@ -21,10 +21,11 @@ import (
 //
 //	        update(pod)                      remove(uid) / orphan found
 //	(new) ─────────────▶ syncing ◀─┐  wake  ───────────────────────────▶ terminating ──▶ done
-//	                        │      │ (relist,                              stop containers (grace),
-//	                        └──────┘  timer,                               stop + remove sandboxes,
-//	                     one step per sync;                                remove logs; retried
-//	                     requeued on back-off                              until it succeeds
+//	                        │      │ (relist,                              preStop hooks, stop apps
+//	                        └──────┘  timer,                               then sidecars (grace),
+//	                     one step per sync;                                stop + remove sandboxes,
+//	                     requeued on back-off                              remove logs and pod dir;
+//	                                                                       retried until it succeeds
 //
 // A pod that replaces another of the same namespace/name (an edited static pod gets a new UID) waits
 // until the old one is done before its first sync, so the two never hold the same host port.
