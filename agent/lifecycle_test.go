@@ -542,3 +542,39 @@ func TestEnvFromConfigMapsAndSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestPreStopHookOnSpecChange: a container replaced because its spec changed gets its preStop hook
+// before its stop, then the new instance starts.
+func TestPreStopHookOnSpecChange(t *testing.T) {
+	h := newWorkersHarness(t)
+	h.srv.SetExecHandler(func(id string, cmd []string) ([]byte, []byte, int32, error) {
+		h.rt.note("exec " + h.rt.name(id) + " " + cmd[0])
+		return nil, nil, 0, nil
+	})
+	p := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web", UID: "web-uid"},
+		Spec: v1.PodSpec{
+			RestartPolicy:                 v1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: ptr.To[int64](9),
+			Containers: []v1.Container{{
+				Name: "main", Image: "busybox", ImagePullPolicy: v1.PullIfNotPresent, Args: []string{"v1"},
+				Lifecycle: &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}},
+			}},
+		},
+	}
+	h.workers.update(p)
+	h.waitStatus(t, p.UID, "running", func(st v1.PodStatus) bool { return st.ContainerStatuses[0].State.Running != nil })
+	p2 := p.DeepCopy()
+	p2.Spec.Containers[0].Args = []string{"v2"}
+	h.workers.update(p2)
+	h.waitStatus(t, p.UID, "replaced", func(st v1.PodStatus) bool {
+		return st.ContainerStatuses[0].State.Running != nil && st.ContainerStatuses[0].RestartCount == 1
+	})
+	want := []string{"create main", "exec main drain", "stop main", "create main"}
+	if got := h.rt.recorded("create ", "exec ", "stop "); !slices.Equal(got, want) {
+		t.Errorf("calls = %v, want %v", got, want)
+	}
+	if g := h.rt.stopGraces(); !slices.Equal(g, []int64{9}) {
+		t.Errorf("graces = %v, want [9]", g)
+	}
+}
