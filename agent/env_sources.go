@@ -146,11 +146,8 @@ func (e *envSources) get(ctx context.Context, kind, namespace, name string) (env
 	return ent, true, nil
 }
 
-// prune drops expired entries once the cache grows (e.mu held).
+// prune drops expired entries (e.mu held), so Secret data is not kept longer than needed.
 func (e *envSources) prune(now time.Time) {
-	if len(e.entries) < 256 {
-		return
-	}
 	for k, ent := range e.entries {
 		if now.Sub(ent.fetched) >= envSourceTTL {
 			delete(e.entries, k)

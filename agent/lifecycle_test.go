@@ -578,3 +578,26 @@ func TestPreStopHookOnSpecChange(t *testing.T) {
 		t.Errorf("graces = %v, want [9]", g)
 	}
 }
+
+// TestPodDirsLeftBehindAreRemoved: a pod directory no worker and no runtime object knows (its pod
+// went away while Berth was down, with its containers) is removed; the running pods' are kept.
+func TestPodDirsLeftBehindAreRemoved(t *testing.T) {
+	n := newFakeNode(t, map[string]string{"a.yaml": pod("a", "Always", "")})
+	l := n.waitView("running", runningWith("a", 0))
+	stale := filepath.Join(n.root, "pods", "0b9c7f1e-0000-4000-8000-000000000000")
+	if err := os.MkdirAll(filepath.Join(stale, "containers", "main"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(stale); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if i == 100 {
+			t.Fatal("stale pod directory not removed")
+		}
+		n.tick(time.Second)
+	}
+	if _, err := os.Stat(filepath.Join(n.root, "pods", viewPod(l, "a").UID)); err != nil {
+		t.Errorf("running pod's directory: %v", err)
+	}
+}

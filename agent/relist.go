@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -28,6 +30,7 @@ type relist struct {
 
 	last       map[types.UID]string
 	healthy    bool
+	count      int          // relists since the sources were ready
 	lastRelist atomic.Int64 // unix nanos of the last successful relist, for health checks
 }
 
@@ -101,6 +104,37 @@ func (r *relist) once(ctx context.Context) {
 			if uid != "" && !r.workers.known(uid) {
 				r.workers.terminateOrphan(uid, sb)
 			}
+		}
+		if r.count%podDirCleanupEvery == 0 {
+			r.cleanupPodDirs(now)
+		}
+		r.count++
+	}
+}
+
+// podDirCleanupEvery is how many relists pass between two looks for pod directories left behind.
+const podDirCleanupEvery = 60
+
+// cleanupPodDirs removes the directories under <rootDir>/pods of pods that neither a worker nor the
+// runtime knows any more (their pod was removed while Berth was down and the runtime lost it too).
+func (r *relist) cleanupPodDirs(inRuntime map[types.UID]string) {
+	root := r.workers.cfg.RootDir
+	if root == "" {
+		return
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "pods"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		uid := types.UID(e.Name())
+		if _, ok := inRuntime[uid]; ok || r.workers.known(uid) {
+			continue
+		}
+		if err := os.RemoveAll(podDir(root, uid)); err != nil {
+			r.log.Warn("removing a pod directory left behind failed", "uid", string(uid), "err", err)
+		} else {
+			r.log.Info("removed a pod directory left behind", "uid", string(uid))
 		}
 	}
 }
