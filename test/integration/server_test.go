@@ -105,6 +105,7 @@ func (c *cluster) adminConfig() *rest.Config {
 func TestNodeServer(t *testing.T) {
 	c := newCluster(t)
 	port, healthz := c.serveNode()
+	c.writeManifest("static.yaml", shPod("static-echo", "Always", "echo static-hello; exec sleep 3600"))
 	c.start("--node-ip", "127.0.0.1")
 	n := c.waitNodeReady(10 * time.Second)
 	if got := n.Status.DaemonEndpoints.KubeletEndpoint.Port; got != int32(port) {
@@ -154,6 +155,14 @@ func TestNodeServer(t *testing.T) {
 		s.Close()
 		if len(got) < 6 || time.Since(start) < time.Second {
 			t.Errorf("follow: %q after %s", got, time.Since(start))
+		}
+
+		// A static pod's logs, asked for by its mirror pod's name.
+		mirror := "static-echo-" + clusterNode
+		c.waitPod(mirror, "Running", 30*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+		b, err = pods.GetLogs(mirror, &v1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil || string(b) != "static-hello\n" {
+			t.Errorf("static pod logs: %v %q", err, b)
 		}
 
 		// previous: the output of the instance before the restart.
