@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -255,5 +257,65 @@ func TestLogContainerFromStatus(t *testing.T) {
 	}
 	if _, err := s.logContainer(context.Background(), pod, "nope", false); err == nil {
 		t.Error("unknown container accepted")
+	}
+}
+
+func TestTokenReviewAndAnonymous(t *testing.T) {
+	client := fake.NewClientset()
+	reviews := 0
+	client.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		tr := a.(k8stesting.CreateAction).GetObject().(*authnv1.TokenReview)
+		reviews++
+		if tr.Spec.Token == "good" {
+			tr.Status.Authenticated = true
+			tr.Status.User = authnv1.UserInfo{Username: "alice", Groups: []string{"devs"}}
+		}
+		return true, tr, nil
+	})
+	var users []string
+	client.PrependReactor("create", "subjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		sar := a.(k8stesting.CreateAction).GetObject().(*authzv1.SubjectAccessReview)
+		users = append(users, sar.Spec.User)
+		sar.Status.Allowed = true
+		return true, sar, nil
+	})
+	for _, anonymous := range []bool{false, true} {
+		s, err := New(Config{NodeName: "n1", WebhookAuthentication: true, Anonymous: anonymous, AuthorizationMode: AuthorizationWebhook,
+			Client: client, Pods: fakePods{}, Runtime: &fakeRuntime{}, Health: func() error { return nil },
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		do := func(token string) int {
+			r := httptest.NewRequest("GET", "/healthz", nil)
+			if token != "" {
+				r.Header.Set("Authorization", "Bearer "+token)
+			}
+			w := httptest.NewRecorder()
+			s.Handler().ServeHTTP(w, r)
+			return w.Code
+		}
+		wantAnon := 401
+		if anonymous {
+			wantAnon = 200
+		}
+		if got := do(""); got != wantAnon {
+			t.Errorf("anonymous=%v, no token: %d, want %d", anonymous, got, wantAnon)
+		}
+		if got := do("bad"); got != 401 {
+			t.Errorf("bad token: %d", got)
+		}
+		if got := do("good"); got != 200 {
+			t.Errorf("good token: %d", got)
+		}
+		if got := do("good"); got != 200 {
+			t.Errorf("good token again: %d", got)
+		}
+	}
+	if reviews != 4 { // per server: bad and good once each, then cached
+		t.Errorf("%d TokenReviews, want 4", reviews)
+	}
+	if fmt.Sprint(users) != "[alice system:anonymous alice]" { // per server, alice is reviewed once, then cached
+		t.Errorf("SubjectAccessReviews for %v", users)
 	}
 }
