@@ -54,6 +54,10 @@ func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, rt *podRunt
 		return nil
 	}
 	podIP := w.hookPodIP(pod, rt)
+	podName := nsName(w.orphan.namespace, w.orphan.name)
+	if pod != nil {
+		podName = nsName(pod.Namespace, pod.Name)
+	}
 	clk := w.m.clock
 	start := clk.Now()
 	deadline := start.Add(time.Duration(grace) * time.Second)
@@ -66,7 +70,7 @@ func (w *podWorker) stopContainers(ctx context.Context, pod *v1.Pod, rt *podRunt
 			defer wg.Done()
 			defer close(t.done)
 			if t.preStop != nil && grace > 0 {
-				w.runPreStop(ctx, pod, t, podIP, grace)
+				w.runPreStop(ctx, pod, podName, t, podIP, grace)
 			}
 			for _, o := range t.after {
 				waitUntil(ctx, clk, o.done, deadline)
@@ -105,17 +109,16 @@ func waitUntil(ctx context.Context, clk clock.Clock, done <-chan struct{}, deadl
 }
 
 // runPreStop runs a container's preStop hook and waits for it until the grace period ends.
-func (w *podWorker) runPreStop(ctx context.Context, pod *v1.Pod, t *stopTarget, podIP string, grace int64) {
+func (w *podWorker) runPreStop(ctx context.Context, pod *v1.Pod, podName string, t *stopTarget, podIP string, grace int64) {
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel() // a hook still running when the grace period ends is abandoned
 	spec := t.spec
 	if spec == nil {
 		spec = &v1.Container{Name: t.rec.name}
 	}
-	ns, name := w.names()
 	call := hookCall{
 		kind:        "PreStop",
-		pod:         ns + "/" + name,
+		pod:         podName,
 		container:   spec,
 		containerID: t.rec.id,
 		podIP:       podIP,
