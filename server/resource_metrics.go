@@ -34,6 +34,8 @@ var (
 		"Cumulative cpu time consumed by the pod in core-seconds", []string{"pod", "namespace"}, nil)
 	descPodMemory = prometheus.NewDesc("pod_memory_working_set_bytes",
 		"Current working set of the pod in bytes", []string{"pod", "namespace"}, nil)
+	descContainerStart = prometheus.NewDesc("container_start_time_seconds",
+		"Start time of the container since unix epoch in seconds", []string{"container", "pod", "namespace"}, nil)
 	descScrapeError = prometheus.NewDesc("scrape_error",
 		"1 if there was an error while getting container metrics, 0 otherwise", nil, nil)
 )
@@ -44,7 +46,7 @@ type resourceCollector struct {
 }
 
 func (c *resourceCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descNodeCPU, descNodeMemory, descContainerCPU, descContainerMemory, descPodCPU, descPodMemory, descScrapeError} {
+	for _, d := range []*prometheus.Desc{descNodeCPU, descNodeMemory, descContainerCPU, descContainerMemory, descPodCPU, descPodMemory, descContainerStart, descScrapeError} {
 		ch <- d
 	}
 }
@@ -106,6 +108,8 @@ func (c *resourceCollector) collectContainers(ch chan<- prometheus.Metric) error
 			sum = &podSum{}
 			pods[k] = sum
 		}
+		// As the kubelet's CRI stats: the container's creation time (Berth starts it right after).
+		ch <- prometheus.MustNewConstMetric(descContainerStart, prometheus.GaugeValue, float64(ct.CreatedAt)/1e9, name, pod, ns)
 		if cpu := st.GetCpu(); cpu != nil && cpu.UsageCoreNanoSeconds != nil {
 			v, ts := float64(cpu.UsageCoreNanoSeconds.Value)/1e9, time.Unix(0, cpu.Timestamp)
 			ch <- prometheus.NewMetricWithTimestamp(ts, prometheus.MustNewConstMetric(descContainerCPU, prometheus.CounterValue, v, name, pod, ns))

@@ -206,6 +206,7 @@ func TestServer(t *testing.T) {
 		`container_memory_working_set_bytes{container="main",namespace="ns",pod="web"} 4096 1000000000000`,
 		`pod_cpu_usage_seconds_total{namespace="ns",pod="web"} 2.5 1000000000000`,
 		`pod_memory_working_set_bytes{namespace="ns",pod="web"} 4096 1000000000000`,
+		`container_start_time_seconds{container="main",namespace="ns",pod="web"} 1e-09`,
 		"node_cpu_usage_seconds_total ", "node_memory_working_set_bytes ", "scrape_error 0",
 	} {
 		if code != 200 || !strings.Contains(body, want) {
