@@ -191,7 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 	addr := net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("node server: %w", err)
+		return fmt.Errorf("node server: %w (is a kubelet or another Berth running? set port: in the config file)", err)
 	}
 	srv := &http.Server{Handler: s.handler, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
@@ -207,7 +207,7 @@ func (s *Server) Run(ctx context.Context) error {
 		hl, err := net.Listen("tcp", haddr)
 		if err != nil {
 			_ = srv.Close()
-			return fmt.Errorf("node server: healthz: %w", err)
+			return fmt.Errorf("node server: healthz: %w (set healthzPort: in the config file, 0 for none)", err)
 		}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /healthz", s.healthz)
