@@ -161,6 +161,7 @@ func run() error {
 
 	var results []result
 	leak := map[string]int{}
+	baseSamples := map[string]procSample{}
 	for _, a := range ags {
 		waitQuiet(*maxLoad, *loadWait)
 		g, s, err := h.baselineGoroutines(a)
@@ -168,8 +169,9 @@ func run() error {
 			logf("baseline of %s: %v", a, err)
 			continue
 		}
-		leak[a] = g
-		logf("baseline %s: %d goroutines, %d threads, %d fds, RSS %.1f MiB (node Ready, no pods)", a, g, s.Threads, s.FDs, mib(s.RSS))
+		leak[a], baseSamples[a] = g, s
+		logf("baseline %s: %d goroutines, %d threads, %d fds, RSS %.1f MiB (%.1f anonymous, %.1f file-backed) (node Ready, no pods)",
+			a, g, s.Threads, s.FDs, mib(s.RSS), mib(s.RSSAnon), mib(s.RSSFile))
 	}
 	for _, sc := range sel {
 		if sc.kind == "direct" {
@@ -183,7 +185,7 @@ func run() error {
 		}
 	}
 
-	rep := report{results: results, baseline: leak, command: strings.Join(os.Args, " "), started: time.Now()}
+	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: time.Now()}
 	var out strings.Builder
 	rep.print(io.MultiWriter(os.Stdout, &out))
 	if err := os.WriteFile(filepath.Join(h.results, "table.txt"), []byte(out.String()), 0o644); err != nil {
@@ -196,10 +198,22 @@ func run() error {
 	if err := os.WriteFile(filepath.Join(h.results, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	base := map[string]map[string]float64{}
+	for a, g := range leak {
+		s := baseSamples[a]
+		base[a] = map[string]float64{"goroutines": float64(g), "threads": float64(s.Threads), "fds": float64(s.FDs),
+			"rss_mib": mib(s.RSS), "rss_anon_mib": mib(s.RSSAnon), "rss_file_mib": mib(s.RSSFile)}
+	}
+	if b, err = json.MarshalIndent(base, "", "  "); err == nil {
+		err = os.WriteFile(filepath.Join(h.results, "baseline.json"), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return err
+	}
 	if err := plotLatencies(results, filepath.Join(h.results, "latency.png")); err != nil {
 		logf("plot: %v", err)
 	}
-	fmt.Printf("\nresults in %s (table.txt, results.json, latency.png, logs/)\n", h.results)
+	fmt.Printf("\nresults in %s (table.txt, results.json, baseline.json, latency.png, logs/)\n", h.results)
 	for _, r := range results {
 		if r.Error != "" {
 			return fmt.Errorf("%d scenario(s) failed, see the table", countErrors(results))

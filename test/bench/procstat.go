@@ -19,6 +19,8 @@ type procSample struct {
 	CPU     time.Duration // user + system, the process and its waited-for children
 	RSS     int64         // VmRSS, bytes
 	HWM     int64         // VmHWM (peak RSS since start), bytes
+	RSSAnon int64         // RssAnon: heap, stacks (bytes)
+	RSSFile int64         // RssFile: mapped files, mostly the binary's own pages (bytes)
 	Threads int
 	FDs     int
 }
@@ -63,12 +65,17 @@ func readProc(pid int) (procSample, error) {
 		}
 		v = strings.TrimSpace(v)
 		switch k {
-		case "VmRSS", "VmHWM":
+		case "VmRSS", "VmHWM", "RssAnon", "RssFile":
 			n, _ := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
-			if k == "VmRSS" {
+			switch k {
+			case "VmRSS":
 				s.RSS = n << 10
-			} else {
+			case "VmHWM":
 				s.HWM = n << 10
+			case "RssAnon":
+				s.RSSAnon = n << 10
+			case "RssFile":
+				s.RSSFile = n << 10
 			}
 		case "Threads":
 			s.Threads, _ = strconv.Atoi(v)

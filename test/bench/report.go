@@ -22,8 +22,10 @@ import (
 type report struct {
 	results  []result
 	baseline map[string]int // goroutines of each agent with its node Ready and no pods
-	command  string
-	started  time.Time
+	// baseSamples: the same agents, same moment, from /proc.
+	baseSamples map[string]procSample
+	command     string
+	started     time.Time
 }
 
 func (r *report) find(scenario, agent string) *result {
@@ -64,7 +66,8 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  %s/%s: containerd's own CPU in the window %.2f s (shims not counted)\n", x.Scenario, x.Agent, x.RuntimeCPU)
 		}
 		if x.Error == "" && x.DeleteWall > 0 {
-			fmt.Fprintf(w, "  %s/%s: delete all → gone from the API %.2f s; peak RSS %.1f MiB\n", x.Scenario, x.Agent, x.DeleteWall, x.PeakRSS)
+			fmt.Fprintf(w, "  %s/%s: delete all → gone from the API %.2f s; RSS %.1f MiB = %.1f anonymous + %.1f file-backed; peak RSS %.1f MiB\n",
+				x.Scenario, x.Agent, x.DeleteWall, x.RSS, x.RSSAnon, x.RSSFile, x.PeakRSS)
 		}
 	}
 
@@ -122,8 +125,10 @@ func (r *report) printAPI(w io.Writer) {
 
 func (r *report) printLeaks(w io.Writer) {
 	fmt.Fprintln(w, "\nLeak check (threads and open fds at the start and the end of each run; goroutines at the end, from a SIGQUIT dump, against the agent's baseline with its node Ready and no pods):")
-	for a, g := range r.baseline {
-		fmt.Fprintf(w, "  baseline %s: %d goroutines\n", a, g)
+	for _, a := range sortedKeys(r.baseline) {
+		s := r.baseSamples[a]
+		fmt.Fprintf(w, "  baseline %s: %d goroutines, %d threads, %d fds, RSS %.1f MiB (%.1f anonymous + %.1f file-backed)\n",
+			a, r.baseline[a], s.Threads, s.FDs, mib(s.RSS), mib(s.RSSAnon), mib(s.RSSFile))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tagent\tthreads\tfds\tgoroutines at end\t")

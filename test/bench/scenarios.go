@@ -57,6 +57,8 @@ type result struct {
 
 	Error           string             `json:"error,omitempty"`
 	PeakRSS         float64            `json:"peak_rss_mib,omitempty"`
+	RSSAnon         float64            `json:"rss_anon_mib,omitempty"` // of rss_mib: heap and stacks
+	RSSFile         float64            `json:"rss_file_mib,omitempty"` // of rss_mib: mapped files (the binary)
 	APIWritesPerPod float64            `json:"api_writes_per_pod,omitempty"`
 	APIRequests     map[string]int     `json:"api_requests,omitempty"`         // "verb resource" -> count, whole window
 	APIPerPod       map[string]float64 `json:"api_requests_per_pod,omitempty"` // pod-scoped resources only
@@ -209,13 +211,14 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	}
 	burstCPU, burstRuntimeCPU := a.sample().CPU-cpu0, procCPU(runtimePid)-rcpu0
 	burstWall := last.Sub(t0)
-	rssAfterBurst, peakBurst := a.sample().RSS, a.rss.Peak()
+	afterBurst, peakBurst := a.sample(), a.rss.Peak()
 	logf("%s/%s: %d pods Running+Ready in %.2fs", sc.name, agent, len(names), burstWall.Seconds())
 
 	switch sc.kind {
 	case "burst":
 		setLatencies(&res, lat)
-		res.Wall, res.CPU, res.RSS, res.PeakRSS = burstWall.Seconds(), burstCPU.Seconds(), mib(rssAfterBurst), mib(peakBurst)
+		res.Wall, res.CPU, res.PeakRSS = burstWall.Seconds(), burstCPU.Seconds(), mib(peakBurst)
+		setRSS(&res, afterBurst)
 		if runtimePid != 0 {
 			res.RuntimeCPU = burstRuntimeCPU.Seconds()
 		}
@@ -228,7 +231,8 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		w1, c1 := time.Now(), a.sample().CPU
 		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
 		res.CPUPerMin = res.CPU / w1.Sub(w0).Minutes()
-		res.RSS, res.PeakRSS = mib(a.sample().RSS), mib(a.rss.Peak())
+		setRSS(&res, a.sample())
+		res.PeakRSS = mib(a.rss.Peak())
 		res.ProbeHits = int(probeHits.Load() - hits0)
 		reqs := h.proxy.Between(w0, w1)
 		res.APIRequests = countByVerb(reqs)
@@ -269,7 +273,8 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		setLatencies(&res, hl)
 		res.Pods = len(hl)
 		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
-		res.RSS, res.PeakRSS = mib(a.sample().RSS), mib(a.rss.Peak())
+		setRSS(&res, a.sample())
+		res.PeakRSS = mib(a.rss.Peak())
 		for _, r := range h.proxy.Between(w0, w1) {
 			if isWrite(r.verb) {
 				res.APIWrites++
@@ -367,6 +372,10 @@ func (h *harness) baselineGoroutines(agent string) (int, procSample, error) {
 	s := a.sample()
 	a.stop(true)
 	return a.goroutines(), s, nil
+}
+
+func setRSS(r *result, s procSample) {
+	r.RSS, r.RSSAnon, r.RSSFile = mib(s.RSS), mib(s.RSSAnon), mib(s.RSSFile)
 }
 
 func setLatencies(r *result, lat []float64) {
