@@ -122,6 +122,21 @@ func requestAttributes(r *http.Request) attributes {
 	return attributes{Verb: verb, Subresource: sub}
 }
 
+// fineGrained is the narrower subresource a read-only path may be authorized with instead of
+// nodes/proxy: GET /pods → nodes/pods, GET /healthz → nodes/healthz.
+func fineGrained(r *http.Request, a attributes) *attributes {
+	if a.Verb != "get" {
+		return nil
+	}
+	switch r.URL.Path {
+	case "/pods", "/pods/":
+		return &attributes{Verb: "get", Subresource: "pods"}
+	case "/healthz":
+		return &attributes{Verb: "get", Subresource: "healthz"}
+	}
+	return nil
+}
+
 type authorizer interface {
 	authorize(ctx context.Context, u *user, a attributes) (allowed bool, reason string, err error)
 }
@@ -193,6 +208,14 @@ func (s *Server) withAuth(next http.Handler) http.Handler {
 			return
 		}
 		a := requestAttributes(r)
+		if fine := fineGrained(r, a); fine != nil {
+			// The kubelet's fine-grained authorization: nodes/pods (or nodes/healthz) is enough
+			// for those paths; without it, nodes/proxy is checked as for any other path.
+			if ok, _, err := s.authz.authorize(r.Context(), u, *fine); err == nil && ok {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		ok, reason, err := s.authz.authorize(r.Context(), u, a)
 		if err != nil {
 			s.log.Warn("node server: authorization failed", "err", err, "user", u.Name, "path", r.URL.Path)

@@ -216,6 +216,12 @@ func TestServer(t *testing.T) {
 	if code, body := get(&admin, "/healthz"); code != 200 || body != "ok" {
 		t.Errorf("healthz: %d %q", code, body)
 	}
+	// Fine-grained first: nobody's /pods asked nodes/pods, then nodes/proxy; admin's /healthz
+	// was allowed by nodes/healthz alone.
+	if sars[0].ResourceAttributes.Subresource != "pods" || sars[1].ResourceAttributes.Subresource != "proxy" ||
+		sars[len(sars)-1].ResourceAttributes.Subresource != "healthz" {
+		t.Errorf("SubjectAccessReviews: %+v", sars)
+	}
 	last := sars[len(sars)-1]
 	if last.User != "admin" || last.ResourceAttributes.Resource != "nodes" || last.ResourceAttributes.Name != "n1" ||
 		last.ResourceAttributes.Verb != "get" {
