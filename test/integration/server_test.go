@@ -264,6 +264,47 @@ func TestNodeServer(t *testing.T) {
 		}
 	})
 
+	t.Run("stats-summary through the API server's node proxy", func(t *testing.T) {
+		b, err := c.admin.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", clusterNode, "proxy/stats/summary").DoRaw(ctx)
+		if err != nil {
+			t.Fatalf("%v %s", err, b)
+		}
+		var sum struct {
+			Node struct {
+				NodeName string `json:"nodeName"`
+				Memory   struct {
+					WorkingSetBytes uint64 `json:"workingSetBytes"`
+				} `json:"memory"`
+			} `json:"node"`
+			Pods []struct {
+				PodRef struct {
+					Name string `json:"name"`
+				} `json:"podRef"`
+				Containers []struct {
+					Name string `json:"name"`
+				} `json:"containers"`
+				Memory struct {
+					WorkingSetBytes uint64 `json:"workingSetBytes"`
+				} `json:"memory"`
+			} `json:"pods"`
+		}
+		if err := json.Unmarshal(b, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if sum.Node.NodeName != clusterNode || sum.Node.Memory.WorkingSetBytes == 0 {
+			t.Errorf("node: %+v", sum.Node)
+		}
+		found := false
+		for _, p := range sum.Pods {
+			if p.PodRef.Name == "web" {
+				found = len(p.Containers) == 1 && p.Containers[0].Name == "main" && p.Memory.WorkingSetBytes > 0
+			}
+		}
+		if !found {
+			t.Errorf("no web pod with its memory in %s", b)
+		}
+	})
+
 	t.Run("direct", func(t *testing.T) {
 		caPEM := mustRead(t, filepath.Join(c.dir, "ca.crt"))
 		pool := x509.NewCertPool()
