@@ -25,13 +25,15 @@ const (
 	agentCRIDirect = "cri-direct"
 )
 
-// Settings both agents get, so that they compare: the API rate limits, a pod limit above the
-// largest burst, the eviction thresholds (kubelet defaults, which Berth shares for allocatable).
-const (
+// Settings both agents get, so that they compare: the API rate limits (the kubelet's defaults,
+// 50 and 100, unless -api-qps and -api-burst say otherwise), a pod limit above the largest burst,
+// the eviction thresholds (kubelet defaults, which Berth shares for allocatable).
+var (
 	apiQPS   = 50
 	apiBurst = 100
-	maxPods  = 1000
 )
+
+const maxPods = 1000
 
 // agentProc is one running agent (berth or kubelet) under measurement.
 type agentProc struct {

@@ -69,6 +69,8 @@ func run() error {
 	flag.DurationVar(&h.fakeLatency, "fake-latency", 0, "fixed latency of every fake CRI call")
 	flag.DurationVar(&h.idle, "idle", time.Minute, "measured window of idle-fake-100 and probes-fake-100")
 	flag.BoolVar(&h.cpuProfile, "cpuprofile", false, "run berth with --cpuprofile (profiles/<scenario>-berth.cpu.pprof); goroutines are not counted then")
+	flag.IntVar(&apiQPS, "api-qps", apiQPS, "kubeAPIQPS of both agents")
+	flag.IntVar(&apiBurst, "api-burst", apiBurst, "kubeAPIBurst of both agents")
 	maxLoad := flag.Float64("max-load", 1.5, "before each scenario, wait (up to -load-wait) until the 1-minute load average is below this")
 	loadWait := flag.Duration("load-wait", 5*time.Minute, "longest wait for a quiet machine before a scenario (then it runs anyway, and the load is reported)")
 	keepEnv := flag.Bool("keep-env", false, "leave the control plane and containerd running if this run started them")
@@ -185,7 +187,8 @@ func run() error {
 		}
 	}
 
-	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: time.Now()}
+	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: time.Now(),
+		settings: fmt.Sprintf("both agents: kubeAPIQPS %d, kubeAPIBurst %d, maxPods %d; fake CRI latency per call %s; idle window %s", apiQPS, apiBurst, maxPods, h.fakeLatency, h.idle)}
 	var out strings.Builder
 	rep.print(io.MultiWriter(os.Stdout, &out))
 	if err := os.WriteFile(filepath.Join(h.results, "table.txt"), []byte(out.String()), 0o644); err != nil {

@@ -25,6 +25,7 @@ type report struct {
 	// baseSamples: the same agents, same moment, from /proc.
 	baseSamples map[string]procSample
 	command     string
+	settings    string
 	started     time.Time
 }
 
@@ -39,7 +40,7 @@ func (r *report) find(scenario, agent string) *result {
 
 func (r *report) print(w io.Writer) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "berth bench — %s — %s, %d cores\n%s\n\n", r.started.Format(time.RFC3339), host, numCPU(), r.command)
+	fmt.Fprintf(w, "berth bench — %s — %s, %d cores\n%s\n%s\n\n", r.started.Format(time.RFC3339), host, numCPU(), r.command, r.settings)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tagent\tpods\tp50 ms\tp99 ms\tmax ms\twall s\tCPU s\tRSS MiB\tAPI writes\twrites/pod\tload\t")
