@@ -520,3 +520,62 @@ func TestClusterEvents(t *testing.T) {
 		return nodeEvents["Starting"] && nodeEvents["RegisteredNode"]
 	})
 }
+
+// TestClusterEnvFromConfigMapsAndSecrets: env from a ConfigMap and a Secret, read with the node's
+// identity (the Node authorizer allows only objects its pods reference); a missing ConfigMap is
+// CreateContainerConfigError until it is created.
+func TestClusterEnvFromConfigMapsAndSecrets(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	cms, secrets := c.admin.CoreV1().ConfigMaps("default"), c.admin.CoreV1().Secrets("default")
+	for _, name := range []string{"settings", "late"} {
+		_ = cms.Delete(ctx, name, metav1.DeleteOptions{})
+	}
+	_ = secrets.Delete(ctx, "creds", metav1.DeleteOptions{})
+	t.Cleanup(func() {
+		_ = cms.Delete(ctx, "settings", metav1.DeleteOptions{})
+		_ = cms.Delete(ctx, "late", metav1.DeleteOptions{})
+		_ = secrets.Delete(ctx, "creds", metav1.DeleteOptions{})
+	})
+	if _, err := cms.Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"}, Data: map[string]string{"color": "blue", "size": "L"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"}, StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.start()
+	c.waitNodeReady(10 * time.Second)
+
+	p := apiPod("env", "Always", "sleep", "3600")
+	p.Spec.Containers[0].Env = []v1.EnvVar{
+		{Name: "COLOR", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}, Key: "color"}}},
+		{Name: "PASSWORD", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "creds"}, Key: "password"}}},
+		{Name: "MAYBE", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "absent"}, Key: "x", Optional: new(true)}}},
+	}
+	p.Spec.Containers[0].EnvFrom = []v1.EnvFromSource{{Prefix: "CFG_", ConfigMapRef: &v1.ConfigMapEnvSource{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}}}}
+	c.create(p)
+	late := apiPod("late", "Always", "sleep", "3600")
+	late.Spec.Containers[0].Env = []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{LocalObjectReference: v1.LocalObjectReference{Name: "late"}, Key: "x"}}}}
+	c.create(late)
+
+	running := c.waitPod("env", "Running", 20*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && podReady(p) })
+	id := strings.TrimPrefix(running.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	env := c.exec(id, "env")
+	for _, want := range []string{"COLOR=blue", "PASSWORD=s3cret", "CFG_color=blue", "CFG_size=L"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %s:\n%s", want, env)
+		}
+	}
+	if strings.Contains(env, "MAYBE=") {
+		t.Errorf("an optional missing reference set MAYBE")
+	}
+	c.waitPod("late", "CreateContainerConfigError", 15*time.Second, func(p *v1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CreateContainerConfigError" &&
+			strings.Contains(cs[0].State.Waiting.Message, `"late"`)
+	})
+	if _, err := cms.Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "late"}, Data: map[string]string{"x": "1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitPod("late", "Running once its ConfigMap exists", 30*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning && podReady(p) })
+}
