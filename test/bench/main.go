@@ -59,6 +59,7 @@ func run() error {
 		names = append(names, s.name)
 	}
 	h := &harness{}
+	begun := time.Now()
 	scenarios := flag.String("scenarios", "", "comma-separated scenarios (default all): "+strings.Join(names, ", "))
 	agents := flag.String("agents", agentBerth, "comma-separated agents: berth, kubelet")
 	flag.StringVar(&h.results, "results", "", "results folder (default bench-results/<timestamp>)")
@@ -187,7 +188,7 @@ func run() error {
 		}
 	}
 
-	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: time.Now(),
+	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: begun,
 		settings: fmt.Sprintf("both agents: kubeAPIQPS %d, kubeAPIBurst %d, maxPods %d; fake CRI latency per call %s; idle window %s", apiQPS, apiBurst, maxPods, h.fakeLatency, h.idle)}
 	var out strings.Builder
 	rep.print(io.MultiWriter(os.Stdout, &out))
