@@ -91,6 +91,8 @@ type Server struct {
 	handler http.Handler
 	metrics *metrics
 	tls     *tls.Config
+	started time.Time
+	nodeCPU cpuSampler
 }
 
 // New checks cfg, loads the certificates and builds the handlers; nothing listens until Run.
@@ -110,7 +112,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.CacheUnauthorizedTTL == 0 {
 		cfg.CacheUnauthorizedTTL = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now()}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	switch {
 	case cfg.TLSCertFile != "" || cfg.TLSPrivateKeyFile != "":
@@ -173,6 +175,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /pods/{$}", s.pods)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("GET /metrics/resource", newResourceMetrics(s.cfg.Runtime))
+	mux.HandleFunc("GET /stats/summary", s.statsSummary)
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", s.containerLogs)
 	for _, m := range []string{"GET", "POST"} {
 		mux.HandleFunc(m+" /exec/{ns}/{pod}/{container}", s.exec)

@@ -213,6 +213,16 @@ func TestServer(t *testing.T) {
 			t.Errorf("/metrics/resource: no %q in %d %s", want, code, body)
 		}
 	}
+	code, body = get(&admin, "/stats/summary")
+	var sum summary
+	if code != 200 || json.Unmarshal([]byte(body), &sum) != nil || sum.Node.NodeName != "n1" || sum.Node.Memory == nil ||
+		len(sum.Pods) != 1 || len(sum.Pods[0].Containers) != 1 || *sum.Pods[0].Memory.WorkingSetBytes != 4096 ||
+		*sum.Pods[0].Containers[0].CPU.UsageCoreNanoSeconds != 2500000000 || sum.Pods[0].PodRef.UID != "uid1" {
+		t.Errorf("/stats/summary: %d %s", code, body)
+	}
+	if sars[len(sars)-1].ResourceAttributes.Subresource != "stats" {
+		t.Errorf("/stats/summary authorized as %+v", sars[len(sars)-1].ResourceAttributes)
+	}
 	if code, body := get(&admin, "/healthz"); code != 200 || body != "ok" {
 		t.Errorf("healthz: %d %q", code, body)
 	}
