@@ -72,6 +72,8 @@ type runtimeID struct{ kind, uid, id, state string }
 
 func (r runtimeID) String() string { return r.kind + "/" + r.id + "/" + r.state }
 
+// runtimeIDs lists the runtime's Berth sandboxes and containers, sorted (the runtime lists them in
+// no particular order).
 func runtimeIDs(e *env) []runtimeID {
 	var out []runtimeID
 	for _, sb := range e.sandboxes("") {
@@ -80,5 +82,6 @@ func runtimeIDs(e *env) []runtimeID {
 	for _, c := range e.containers("") {
 		out = append(out, runtimeID{"container", c.Labels["io.kubernetes.pod.uid"], c.Id, c.State.String()})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
