@@ -172,6 +172,7 @@ func (a *Agent) newCluster(c *ClusterConfig) error {
 	a.api = newAPISource(c.Client, cfg.NodeName, a.mirrors, log.With("source", SourceAPI))
 	a.statuses = newStatusManager(c.Client, a.store, a.api, a.mirrors, a.health, log.With("component", "status"))
 	a.store.onChange = a.statuses.enqueue
+	a.mirrors.onMirror = a.statuses.enqueue
 	return nil
 }
 

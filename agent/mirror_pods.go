@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 )
@@ -22,6 +23,10 @@ type mirrorPods struct {
 	node   func() *v1.Node // nil until the node is registered: mirrors need its UID
 	log    *slog.Logger
 	health *apiHealth
+
+	// onMirror is told the static pod UID of every mirror pod that appears or changes, so the
+	// status manager writes the static pod's status to a recreated mirror.
+	onMirror func(staticUID types.UID)
 
 	mu      sync.Mutex
 	static  map[string]*v1.Pod // desired static pods by namespace/name
@@ -54,8 +59,19 @@ func (m *mirrorPods) setStatic(pods []*v1.Pod) {
 // recreated if its static pod is still there.
 func (m *mirrorPods) observe(pods []*v1.Pod) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mirrors = m.replace(m.mirrors, pods)
+	old := m.mirrors
+	m.mirrors = m.replace(old, pods)
+	m.mu.Unlock()
+	if m.onMirror == nil {
+		return
+	}
+	for _, p := range pods {
+		if old[nsName(p.Namespace, p.Name)] != p {
+			if uid := p.Annotations[annotationConfigMirror]; uid != "" {
+				m.onMirror(types.UID(uid))
+			}
+		}
+	}
 }
 
 // replace returns pods keyed by namespace/name, queueing every key that changed against old.
