@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -144,7 +143,7 @@ func (h *hookRunner) httpGet(ctx context.Context, call hookCall, g *v1.HTTPGetAc
 	if err != nil {
 		return err
 	}
-	setHookHeaders(req, g.HTTPHeaders)
+	probes.SetHeaders(req, g.HTTPHeaders, lifecycleUserAgent)
 	err = h.do(req)
 	if err != nil && u.Scheme == "https" && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
 		// As the kubelet: an HTTPS hook answered in plain HTTP is retried over HTTP, without the
@@ -186,25 +185,4 @@ func hookPort(p intstr.IntOrString, c *v1.Container) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("container %q has no port named %q", c.Name, p.StrVal)
-}
-
-// setHookHeaders sets User-Agent kube-lifecycle/<version> and Accept */*, then the hook's headers:
-// one of the same name replaces a default, Host sets the request's host.
-func setHookHeaders(req *http.Request, headers []v1.HTTPHeader) {
-	h := http.Header{}
-	for _, hh := range headers {
-		name := textproto.CanonicalMIMEHeaderKey(hh.Name)
-		if name == "Host" {
-			req.Host = hh.Value
-			continue
-		}
-		h[name] = append(h[name], hh.Value)
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		h.Set("User-Agent", lifecycleUserAgent)
-	}
-	if _, ok := h["Accept"]; !ok {
-		h.Set("Accept", "*/*")
-	}
-	req.Header = h
 }

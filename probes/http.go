@@ -84,7 +84,7 @@ func (hp *httpProber) probe(ctx context.Context, g *v1.HTTPGetAction, t target, 
 	if err != nil {
 		return errorf("httpGet probe: %v", err)
 	}
-	setHeaders(req, g.HTTPHeaders)
+	SetHeaders(req, g.HTTPHeaders, UserAgent)
 	resp, err := hp.client.Do(req)
 	if err != nil {
 		return fail("%v", err)
@@ -107,10 +107,11 @@ func (hp *httpProber) probe(ctx context.Context, g *v1.HTTPGetAction, t target, 
 	}
 }
 
-// setHeaders sets the kubelet's default headers (User-Agent, Accept: */*) and then the probe's:
-// a probe header replaces a default of the same name, a "Host" header sets the request's host, and
-// a default header given with an empty value is not sent at all.
-func setHeaders(req *http.Request, headers []v1.HTTPHeader) {
+// SetHeaders sets the kubelet's default headers (User-Agent userAgent, Accept: */*) and then the
+// given ones: a header replaces a default of the same name, a "Host" header sets the request's host,
+// and a default header given with an empty value is not sent at all. Probes and lifecycle hooks'
+// httpGet both use it.
+func SetHeaders(req *http.Request, headers []v1.HTTPHeader, userAgent string) {
 	h := http.Header{}
 	for _, hh := range headers {
 		name := textproto.CanonicalMIMEHeaderKey(hh.Name)
@@ -121,7 +122,7 @@ func setHeaders(req *http.Request, headers []v1.HTTPHeader) {
 		h[name] = append(h[name], hh.Value)
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h.Set("User-Agent", UserAgent)
+		h.Set("User-Agent", userAgent)
 	} else if onlyEmpty(h["User-Agent"]) {
 		h["User-Agent"] = []string{""} // net/http sends no User-Agent for an empty one
 	}
