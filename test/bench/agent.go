@@ -35,6 +35,13 @@ var (
 
 const maxPods = 1000
 
+// A cluster DNS address, as a real node has (nothing answers there: the pods only sleep).
+// Without one the kubelet warns with a MissingClusterDNS event per pod sync.
+const (
+	clusterDNS    = "10.96.0.10"
+	clusterDomain = "cluster.local"
+)
+
 // agentProc is one running agent (berth or kubelet) under measurement.
 type agentProc struct {
 	kind    string
@@ -77,7 +84,9 @@ podLogsDir: %s
 maxPods: %d
 kubeAPIQPS: %d
 kubeAPIBurst: %d
-`, logs, maxPods, apiQPS, apiBurst)
+clusterDNS: [%s]
+clusterDomain: %s
+`, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
@@ -106,6 +115,8 @@ podLogsDir: %s
 maxPods: %d
 kubeAPIQPS: %d
 kubeAPIBurst: %d
+clusterDNS: [%s]
+clusterDomain: %s
 address: 127.0.0.1
 port: %d
 readOnlyPort: 0
@@ -126,7 +137,7 @@ evictionHard:
   nodefs.available: "10%%"
   nodefs.inodesFree: "5%%"
   imagefs.available: "15%%"
-`, s.endpoint, logs, maxPods, apiQPS, apiBurst, port,
+`, s.endpoint, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain, port,
 			s.cp.file("node-serving.crt"), s.cp.file("node-serving.key"), s.cp.file("ca.crt"))
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err

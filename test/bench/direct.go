@@ -134,14 +134,14 @@ func (h *harness) runDirect(sc scenario) (res result) {
 	return res
 }
 
-// hostDNS is the DNS config Berth gives a ClusterFirst pod with no cluster DNS: the host's.
+// hostDNS is the DNS config Berth gives a ClusterFirst pod with the bench's cluster DNS.
 func hostDNS() (*runtimeapi.DNSConfig, error) {
 	b, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		return nil, err
 	}
 	p := &v1.Pod{Spec: v1.PodSpec{DNSPolicy: v1.DNSClusterFirst}}
-	return cri.DNSConfigForPod(p, cri.ParseResolvConf(b), nil, "")
+	return cri.DNSConfigForPod(p, cri.ParseResolvConf(b), []string{clusterDNS}, clusterDomain)
 }
 
 func newUID() string {

@@ -34,6 +34,8 @@ type apiProxy struct {
 
 	mu   sync.Mutex
 	reqs []apiRequest
+	// lastPod is when the last pod-scoped request (pods, pods/status, events) was made.
+	lastPod time.Time
 }
 
 type apiRequest struct {
@@ -114,8 +116,27 @@ func (p *apiProxy) record(r *http.Request) int {
 	verb, res := classify(r)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.reqs = append(p.reqs, apiRequest{at: time.Now(), verb: verb, resource: res})
+	now := time.Now()
+	p.reqs = append(p.reqs, apiRequest{at: now, verb: verb, resource: res})
+	if podScoped(res) && verb != "watch" {
+		p.lastPod = now
+	}
 	return len(p.reqs) - 1
+}
+
+// waitPodQuiet waits until the agent has made no pod-scoped request (pods, their status, events)
+// for quiet, or until max has passed. It returns the time of the last such request.
+func (p *apiProxy) waitPodQuiet(quiet, max time.Duration) time.Time {
+	deadline := time.Now().Add(max)
+	for {
+		p.mu.Lock()
+		last := p.lastPod
+		p.mu.Unlock()
+		if time.Since(last) >= quiet || time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // codeWriter remembers the status code of a response; it passes Flush on (watches stream).

@@ -67,8 +67,8 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  %s/%s: containerd's own CPU in the window %.2f s (shims not counted)\n", x.Scenario, x.Agent, x.RuntimeCPU)
 		}
 		if x.Error == "" && x.DeleteWall > 0 {
-			fmt.Fprintf(w, "  %s/%s: delete all → gone from the API %.2f s; RSS %.1f MiB = %.1f anonymous + %.1f file-backed; peak RSS %.1f MiB\n",
-				x.Scenario, x.Agent, x.DeleteWall, x.RSS, x.RSSAnon, x.RSSFile, x.PeakRSS)
+			fmt.Fprintf(w, "  %s/%s: delete all → gone from the API %.2f s, last pod request %.2f s later; RSS %.1f MiB = %.1f anonymous + %.1f file-backed; peak RSS %.1f MiB\n",
+				x.Scenario, x.Agent, x.DeleteWall, x.APIDrain, x.RSS, x.RSSAnon, x.RSSFile, x.PeakRSS)
 		}
 	}
 

@@ -63,6 +63,7 @@ type result struct {
 	APIRequests     map[string]int     `json:"api_requests,omitempty"`         // "verb resource" -> count, whole window
 	APIPerPod       map[string]float64 `json:"api_requests_per_pod,omitempty"` // pod-scoped resources only
 	DeleteWall      float64            `json:"delete_wall_s,omitempty"`
+	APIDrain        float64            `json:"api_drain_s,omitempty"` // last pod-scoped request after the last pod left the API
 	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
 	WallSequential  float64            `json:"wall_sequential_s,omitempty"`
 	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"` // containerd's own CPU in the window
@@ -223,7 +224,9 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 			res.RuntimeCPU = burstRuntimeCPU.Seconds()
 		}
 	case "idle", "probes":
-		time.Sleep(5 * time.Second) // let the burst's tail (status writes, events) pass
+		// Let the burst's tail (status writes, events queued behind the rate limiter) pass.
+		h.proxy.waitPodQuiet(3*time.Second, 2*time.Minute)
+		time.Sleep(2 * time.Second)
 		a.rss.Reset()
 		hits0 := probeHits.Load()
 		w0, c0 := time.Now(), a.sample().CPU
@@ -309,7 +312,13 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	time.Sleep(5 * time.Second)
+	// The lifecycle ends when the agent stops talking about the pods: events and deletions can
+	// queue behind its client-side rate limiter.
+	lastPod := h.proxy.waitPodQuiet(3*time.Second, 3*time.Minute)
+	if lastPod.After(lastGone) {
+		res.APIDrain = lastPod.Sub(lastGone).Seconds()
+	}
+	time.Sleep(2 * time.Second)
 	tEnd := time.Now()
 	if sc.kind == "burst" {
 		reqs := h.proxy.Between(t0.Add(-time.Millisecond), tEnd)
