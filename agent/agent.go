@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/cgroups"
 	"github.com/berth-dev/berth/cri"
 	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -351,11 +352,27 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 				continue
 			}
 		}
-		if old := prev[p.UID]; old == nil || old != p {
+		if old := prev[p.UID]; old == nil || podChanged(old, p) {
 			workers.update(p)
 		}
 	}
 	desired[u.Source] = next
+}
+
+// podChanged reports whether a new version of a pod matters to its worker. A status-only change —
+// above all Berth's own status patches coming back through the informer — does not, unless the
+// phase changed (someone else failed or evicted the pod): a sync per status write would double the
+// runtime calls of every pod start.
+func podChanged(old, p *v1.Pod) bool {
+	if old == p {
+		return false
+	}
+	return old.Status.Phase != p.Status.Phase ||
+		!apiequality.Semantic.DeepEqual(old.Spec, p.Spec) ||
+		!apiequality.Semantic.DeepEqual(old.Labels, p.Labels) ||
+		!apiequality.Semantic.DeepEqual(old.Annotations, p.Annotations) ||
+		!apiequality.Semantic.DeepEqual(old.DeletionTimestamp, p.DeletionTimestamp) ||
+		!apiequality.Semantic.DeepEqual(old.DeletionGracePeriodSeconds, p.DeletionGracePeriodSeconds)
 }
 
 func (a *Agent) reject(p *v1.Pod, err *admissionError) {

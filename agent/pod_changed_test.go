@@ -1,0 +1,46 @@
+package agent
+
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestPodChanged(t *testing.T) {
+	base := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", ResourceVersion: "1", Labels: map[string]string{"a": "1"}},
+		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "busybox"}}},
+		Status:     v1.PodStatus{Phase: v1.PodRunning},
+	}
+	now := metav1.Now()
+	tests := []struct {
+		name   string
+		mutate func(*v1.Pod)
+		want   bool
+	}{
+		{"same object", nil, false},
+		{"only resourceVersion and status details (Berth's own patch)", func(p *v1.Pod) {
+			p.ResourceVersion = "2"
+			p.Status.PodIP = "10.0.0.1"
+			p.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}}
+		}, false},
+		{"phase set by someone else", func(p *v1.Pod) { p.Status.Phase = v1.PodFailed }, true},
+		{"image changed", func(p *v1.Pod) { p.Spec.Containers[0].Image = "busybox:2" }, true},
+		{"label changed (downward API)", func(p *v1.Pod) { p.Labels = map[string]string{"a": "2"} }, true},
+		{"annotation added", func(p *v1.Pod) { p.Annotations = map[string]string{"x": "y"} }, true},
+		{"deletion started", func(p *v1.Pod) { p.DeletionTimestamp = &now }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base
+			if tt.mutate != nil {
+				p = base.DeepCopy()
+				tt.mutate(p)
+			}
+			if got := podChanged(base, p); got != tt.want {
+				t.Errorf("podChanged = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
