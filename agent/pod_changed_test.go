@@ -2,6 +2,7 @@ package agent
 
 import (
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,4 +44,39 @@ func TestPodChanged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeletingPodGetsNoSecondWorker: a new version of a pod that is already terminating for its
+// deletion does not queue a replacement worker (which would delete the API pod a second time).
+func TestDeletingPodGetsNoSecondWorker(t *testing.T) {
+	n := newFakeNode(t, nil)
+	var m *podWorkers
+	for deadline := time.Now().Add(5 * time.Second); m == nil; time.Sleep(5 * time.Millisecond) {
+		n.agent.mu.Lock()
+		m = n.agent.workers
+		n.agent.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not start")
+		}
+	}
+	now := metav1.Now()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "u1", DeletionTimestamp: &now},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c", Image: "busybox"}}}}
+	m.mu.Lock()
+	block := make(chan struct{}) // keep the first worker from starting, so it is still terminating
+	w := newPodWorker(m, pod.UID, pod)
+	w.waitFor = block
+	m.start(w)
+	m.mu.Unlock()
+	m.remove(pod.UID)
+	again := pod.DeepCopy()
+	again.ResourceVersion = "2"
+	m.update(again)
+	m.mu.Lock()
+	got := m.workers[pod.UID]
+	m.mu.Unlock()
+	if got != w {
+		t.Fatalf("a second worker was queued behind the terminating one")
+	}
+	close(block)
 }

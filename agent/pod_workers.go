@@ -111,6 +111,11 @@ func (m *podWorkers) update(pod *v1.Pod) {
 		old.setPod(pod)
 		return
 	}
+	if old != nil && pod.DeletionTimestamp != nil {
+		// Being deleted and already terminating (its grace period taken when that began): a
+		// replacement worker behind it would finish the deletion a second time.
+		return
+	}
 	w := newPodWorker(m, pod.UID, pod)
 	if old != nil {
 		w.waitFor = old.done // the same pod came back while its old self is still being removed
