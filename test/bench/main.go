@@ -75,7 +75,19 @@ func run() error {
 	maxLoad := flag.Float64("max-load", 1.5, "before each scenario, wait (up to -load-wait) until the 1-minute load average is below this")
 	loadWait := flag.Duration("load-wait", 5*time.Minute, "longest wait for a quiet machine before a scenario (then it runs anyway, and the load is reported)")
 	keepEnv := flag.Bool("keep-env", false, "leave the control plane and containerd running if this run started them")
+	replot := flag.String("replot", "", "only redraw DIR/latency.png from DIR/results.json, and exit")
 	flag.Parse()
+	if *replot != "" {
+		b, err := os.ReadFile(filepath.Join(*replot, "results.json"))
+		if err != nil {
+			return err
+		}
+		var rs []result
+		if err := json.Unmarshal(b, &rs); err != nil {
+			return err
+		}
+		return plotLatencies(rs, filepath.Join(*replot, "latency.png"))
+	}
 
 	var sel []scenario
 	want := splitList(*scenarios)

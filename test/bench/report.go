@@ -320,13 +320,15 @@ func plotLatencies(results []result, path string) error {
 		if strings.HasPrefix(name, "heal") {
 			p.Y.Label.Text = "fraction of trials"
 		}
-		p.Y.Min, p.Y.Max = 0, 1
+		// The y axis goes past 1 to leave a band at the top for the legend, clear of the curves.
+		p.Y.Min, p.Y.Max = 0, 1.32
+		p.Y.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 0, Label: "0"}, {Value: 0.25}, {Value: 0.5, Label: "0.5"}, {Value: 0.75}, {Value: 1, Label: "1"}})
 		p.X.Min = 0
 		p.Add(plotter.NewGrid())
-		p.Legend.Top = false
-		p.Legend.Left = false
-		p.Legend.XOffs = -vg.Millimeter * 2
-		p.Legend.YOffs = vg.Millimeter * 2
+		p.Legend.Top = true
+		p.Legend.Left = true
+		p.Legend.XOffs = vg.Millimeter * 2
+		p.Legend.YOffs = -vg.Millimeter
 		for _, x := range results {
 			over := name == "burst-containerd-30" && x.Scenario == "cri-direct-30"
 			if len(x.LatenciesMs) == 0 || (x.Scenario != name && !over) {
