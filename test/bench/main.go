@@ -39,6 +39,7 @@ type harness struct {
 	fakeLatency time.Duration
 	idle        time.Duration
 	cpuProfile  bool
+	logWrites   bool
 
 	cp         *controlPlane
 	cd         *containerd
@@ -72,6 +73,7 @@ func run() error {
 	flag.BoolVar(&h.cpuProfile, "cpuprofile", false, "run berth with --cpuprofile (profiles/<scenario>-berth.cpu.pprof); goroutines are not counted then")
 	flag.IntVar(&apiQPS, "api-qps", apiQPS, "kubeAPIQPS of both agents")
 	flag.IntVar(&apiBurst, "api-burst", apiBurst, "kubeAPIBurst of both agents")
+	flag.BoolVar(&h.logWrites, "log-writes", false, "log the agents' write requests with their bodies to logs/<scenario>-<agent>.writes.log")
 	maxLoad := flag.Float64("max-load", 1.5, "before each scenario, wait (up to -load-wait) until the 1-minute load average is below this")
 	loadWait := flag.Duration("load-wait", 5*time.Minute, "longest wait for a quiet machine before a scenario (then it runs anyway, and the load is reported)")
 	keepEnv := flag.Bool("keep-env", false, "leave the control plane and containerd running if this run started them")

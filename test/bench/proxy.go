@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -36,6 +38,15 @@ type apiProxy struct {
 	reqs []apiRequest
 	// lastPod is when the last pod-scoped request (pods, pods/status, events) was made.
 	lastPod time.Time
+	// writes, when set, gets one line per write request with its body (-log-writes).
+	writes io.Writer
+}
+
+// logWrites sends a line per write request, with its body, to w (nil: stop).
+func (p *apiProxy) logWrites(w io.Writer) {
+	p.mu.Lock()
+	p.writes = w
+	p.mu.Unlock()
 }
 
 type apiRequest struct {
@@ -92,6 +103,16 @@ func startAPIProxy(upstream, caCert, caKey, nodeCert, nodeKey string) (*apiProxy
 	p.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			i := p.record(r)
+			p.mu.Lock()
+			out := p.writes
+			p.mu.Unlock()
+			if out != nil && r.Method != http.MethodGet && r.Body != nil {
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				p.mu.Lock()
+				fmt.Fprintf(out, "%s %s %s %s\n", time.Now().Format("15:04:05.000"), r.Method, r.URL.RequestURI(), body)
+				p.mu.Unlock()
+			}
 			cw := &codeWriter{ResponseWriter: w}
 			rp.ServeHTTP(cw, r)
 			p.mu.Lock()

@@ -62,6 +62,7 @@ type result struct {
 	APIWritesPerPod float64            `json:"api_writes_per_pod,omitempty"`
 	APIRequests     map[string]int     `json:"api_requests,omitempty"`         // "verb resource" -> count, whole window
 	APIPerPod       map[string]float64 `json:"api_requests_per_pod,omitempty"` // pod-scoped resources only
+	CreateWall      float64            `json:"create_wall_s,omitempty"` // first create sent → last create answered
 	DeleteWall      float64            `json:"delete_wall_s,omitempty"`
 	APIDrain        float64            `json:"api_drain_s,omitempty"` // last pod-scoped request after the last pod left the API
 	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
@@ -151,6 +152,14 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	if h.cpuProfile && agent == agentBerth {
 		spec.cpuProfile = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
 	}
+	if h.logWrites {
+		wl, err := os.Create(filepath.Join(h.results, "logs", sc.name+"-"+agent+".writes.log"))
+		if err != nil {
+			return fail(err)
+		}
+		h.proxy.logWrites(wl)
+		defer func() { h.proxy.logWrites(nil); wl.Close() }()
+	}
 	logf("%s/%s: starting %s on %s (load %.2f)", sc.name, agent, agent, sc.runtime, res.Load1)
 	a, err := startAgent(spec)
 	if err != nil {
@@ -198,6 +207,7 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	if err != nil {
 		return fail(err)
 	}
+	res.CreateWall = time.Since(t0).Seconds()
 	if missing := tr.waitAll(names, readyTimeout, func(s *podState) bool { return !s.ready.IsZero() }); len(missing) > 0 {
 		return fail(fmt.Errorf("%d of %d pods not Running+Ready within %s (first: %s)", len(missing), len(names), readyTimeout, missing[0]))
 	}
