@@ -62,7 +62,7 @@ type result struct {
 	APIWritesPerPod float64            `json:"api_writes_per_pod,omitempty"`
 	APIRequests     map[string]int     `json:"api_requests,omitempty"`         // "verb resource" -> count, whole window
 	APIPerPod       map[string]float64 `json:"api_requests_per_pod,omitempty"` // pod-scoped resources only
-	CreateWall      float64            `json:"create_wall_s,omitempty"` // first create sent → last create answered
+	CreateWall      float64            `json:"create_wall_s,omitempty"`        // first create sent → last create answered
 	DeleteWall      float64            `json:"delete_wall_s,omitempty"`
 	APIDrain        float64            `json:"api_drain_s,omitempty"` // last pod-scoped request after the last pod left the API
 	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
