@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -31,16 +32,34 @@ type statusManager struct {
 	log     *slog.Logger
 	health  *apiHealth
 	queue   workqueue.TypedRateLimitingInterface[types.UID]
+
+	// written remembers, per pod, the pod the API server returned for Berth's last patch and the
+	// resourceVersion that patch was computed against. Until the informer moves past that version
+	// its copy is older than what Berth wrote, and diffing against it would send the same patch
+	// again (seen in test/bench: two or three identical patches per pod in a burst).
+	writtenMu sync.Mutex
+	written   map[types.UID]writtenStatus
+}
+
+type writtenStatus struct {
+	basedOn string  // resourceVersion of the pod the patch was computed against
+	result  *v1.Pod // the API server's answer to the patch
 }
 
 func newStatusManager(client kubernetes.Interface, store *statusStore, api *apiSource, mirrors *mirrorPods, health *apiHealth, log *slog.Logger) *statusManager {
 	return &statusManager{
 		client: client, store: store, api: api, mirrors: mirrors, log: log, health: health,
+		written: map[types.UID]writtenStatus{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[types.UID](100*time.Millisecond, 30*time.Second),
 			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "pod-status"}),
 	}
 }
+
+// statusWriters is how many pod status patches may be in flight at once. A patch is one round trip
+// to the API server (milliseconds to tens of them on a busy server); with two, a burst of 100 new
+// pods waited ~1 s in this queue alone (test/bench burst-fake-100). kubeAPIQPS still bounds the rate.
+const statusWriters = 8
 
 func (m *statusManager) enqueue(uid types.UID) { m.queue.Add(uid) }
 
@@ -77,6 +96,7 @@ func (m *statusManager) processNext(ctx context.Context) bool {
 func (m *statusManager) sync(ctx context.Context, uid types.UID) (retry bool, err error) {
 	rec := m.store.get(uid)
 	if rec == nil {
+		m.forget(uid)
 		return false, nil // gone from the node
 	}
 	target := rec.pod
@@ -89,23 +109,51 @@ func (m *statusManager) sync(ctx context.Context, uid types.UID) (retry bool, er
 	if current == nil || current.UID != target.UID {
 		return current == nil && rec.pod.Annotations[annotationConfigSource] == SourceFile, nil
 	}
+	current = m.newest(uid, current)
 	next := mergeStatus(&current.Status, &rec.status)
 	if apiequality.Semantic.DeepEqual(&current.Status, next) {
 		return false, nil
 	}
-	patch, err := statusPatch(current, next)
-	if err != nil {
+	patch, empty, err := statusPatch(current, next)
+	if err != nil || empty {
+		// empty: the difference does not survive serialisation (times are kept to the second).
 		return false, err
 	}
-	_, err = m.client.CoreV1().Pods(current.Namespace).Patch(ctx, current.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	result, err := m.client.CoreV1().Pods(current.Namespace).Patch(ctx, current.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) && current.DeletionTimestamp != nil {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("patch status of pod %s/%s: %w", current.Namespace, current.Name, err)
 	}
+	m.writtenMu.Lock()
+	m.written[uid] = writtenStatus{basedOn: current.ResourceVersion, result: result}
+	m.writtenMu.Unlock()
 	m.health.ok()
 	return false, nil
+}
+
+// newest is the informer's copy of the pod, or the answer to Berth's last patch while the informer
+// has not caught up with it.
+func (m *statusManager) newest(uid types.UID, informed *v1.Pod) *v1.Pod {
+	m.writtenMu.Lock()
+	defer m.writtenMu.Unlock()
+	w, ok := m.written[uid]
+	switch {
+	case !ok:
+		return informed
+	case informed.ResourceVersion == w.basedOn && w.result.UID == informed.UID:
+		return w.result
+	default:
+		delete(m.written, uid) // the informer saw the write (or a newer change): trust it again
+		return informed
+	}
+}
+
+func (m *statusManager) forget(uid types.UID) {
+	m.writtenMu.Lock()
+	delete(m.written, uid)
+	m.writtenMu.Unlock()
 }
 
 // mergeStatus is what Berth writes: its computed status, kept from going backwards against what the
@@ -163,23 +211,28 @@ func keepRestarts(old, next []v1.ContainerStatus) {
 
 // statusPatch is a strategic merge patch from the pod's status to next, with the pod UID as a
 // precondition (the API server refuses it if the pod was replaced by another of the same name).
-func statusPatch(pod *v1.Pod, next *v1.PodStatus) ([]byte, error) {
+// empty reports a patch that would change nothing.
+func statusPatch(pod *v1.Pod, next *v1.PodStatus) (patch []byte, empty bool, err error) {
 	oldJSON, err := json.Marshal(v1.Pod{Status: pod.Status})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	newJSON, err := json.Marshal(v1.Pod{Status: *next})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	patch, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Pod{})
+	diff, err := strategicpatch.CreateTwoWayMergePatch(oldJSON, newJSON, v1.Pod{})
 	if err != nil {
-		return nil, fmt.Errorf("status patch of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return nil, false, fmt.Errorf("status patch of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	var m map[string]any
-	if err := json.Unmarshal(patch, &m); err != nil {
-		return nil, err
+	if err := json.Unmarshal(diff, &m); err != nil {
+		return nil, false, err
+	}
+	if len(m) == 0 {
+		return nil, true, nil
 	}
 	m["metadata"] = map[string]any{"uid": string(pod.UID)}
-	return json.Marshal(m)
+	patch, err = json.Marshal(m)
+	return patch, false, err
 }
