@@ -143,7 +143,11 @@ func (a *Agent) newCluster(c *ClusterConfig) error {
 	log := cfg.Logger
 	a.health = newAPIHealth(log.With("component", "api"))
 	broadcaster := record.NewBroadcaster(record.WithContext(context.Background()))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Client.CoreV1().Events("")})
+	events := c.EventClient
+	if events == nil {
+		events = c.Client
+	}
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 	// "kubelet" as the source component: tools and dashboards filter node events on it.
 	a.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	machine, err := readMachineInfo(cfg.RootDir)
@@ -253,7 +257,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(4)
 		go func() { defer wg.Done(); a.api.Run(ctx, updates) }()
 		go func() { defer wg.Done(); a.mirrors.run(ctx) }()
-		go func() { defer wg.Done(); a.statuses.run(ctx, 2); <-ctx.Done() }()
+		go func() { defer wg.Done(); a.statuses.run(ctx, statusWriters); <-ctx.Done() }()
 		go func() {
 			// Static pods run before the Node is registered (a control plane may be among them);
 			// mirror pods and admission by node resources follow once it is.

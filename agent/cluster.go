@@ -12,6 +12,10 @@ type ClusterConfig struct {
 	// Client talks to the API server with the node's identity (system:node:<name>); every call
 	// Berth makes must pass the Node authorizer and NodeRestriction.
 	Client kubernetes.Interface
+	// EventClient writes Events (nil: Client). The kubelet gives events a client of their own with
+	// its own rate limit (eventRecordQPS/eventBurst), so that a burst of events never delays pod
+	// status writes, which share kubeAPIQPS with everything else.
+	EventClient kubernetes.Interface
 
 	// NodeLabels are added to the Node's well-known labels (--node-labels).
 	NodeLabels map[string]string

@@ -38,6 +38,8 @@ type Configuration struct {
 	NodeLeaseDurationSeconds  int32             `json:"nodeLeaseDurationSeconds,omitempty"`
 	KubeAPIQPS                *float32          `json:"kubeAPIQPS,omitempty"`
 	KubeAPIBurst              int32             `json:"kubeAPIBurst,omitempty"`
+	EventRecordQPS            *int32            `json:"eventRecordQPS,omitempty"`
+	EventBurst                int32             `json:"eventBurst,omitempty"`
 	RegisterWithTaints        []v1.Taint        `json:"registerWithTaints,omitempty"`
 	KubeReserved              map[string]string `json:"kubeReserved,omitempty"`
 	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
@@ -86,6 +88,8 @@ func defaultConfiguration() Configuration {
 		NodeLeaseDurationSeconds:  40,
 		KubeAPIQPS:                &defaultQPS,
 		KubeAPIBurst:              100,
+		EventRecordQPS:            &defaultEventQPS,
+		EventBurst:                100,
 		EvictionHard: map[string]string{
 			"memory.available":  "100Mi",
 			"nodefs.available":  "10%",
@@ -97,7 +101,10 @@ func defaultConfiguration() Configuration {
 	return c
 }
 
-var defaultQPS float32 = 50
+var (
+	defaultQPS      float32 = 50
+	defaultEventQPS int32   = 50
+)
 
 // loadConfigFile reads path over the defaults. Unknown fields and a wrong kind are errors that name
 // the file and the field.
@@ -162,6 +169,12 @@ func loadConfigFile(path string, into *Configuration) error {
 	if c.KubeAPIBurst != 0 {
 		into.KubeAPIBurst = c.KubeAPIBurst
 	}
+	if c.EventRecordQPS != nil {
+		into.EventRecordQPS = c.EventRecordQPS
+	}
+	if c.EventBurst != 0 {
+		into.EventBurst = c.EventBurst
+	}
 	if c.RegisterWithTaints != nil {
 		into.RegisterWithTaints = c.RegisterWithTaints
 	}
@@ -225,6 +238,12 @@ func (c *Configuration) validate(where string) error {
 	}
 	if c.KubeAPIBurst < 0 {
 		bad("kubeAPIBurst", "must not be negative")
+	}
+	if c.EventRecordQPS != nil && *c.EventRecordQPS < 0 {
+		bad("eventRecordQPS", "must not be negative")
+	}
+	if c.EventBurst < 0 {
+		bad("eventBurst", "must not be negative")
 	}
 	for field, m := range map[string]map[string]string{"kubeReserved": c.KubeReserved, "systemReserved": c.SystemReserved} {
 		if _, err := resourceList(m); err != nil {

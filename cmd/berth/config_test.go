@@ -60,6 +60,16 @@ func TestConfigFile(t *testing.T) {
 		{name: "unsupported kubelet field is named", body: "cgroupDriver: systemd\n", wantErr: `unknown field "cgroupDriver"`},
 		{name: "wrong kind", body: "kind: Pod\n", wantErr: `kind is "Pod"`},
 		{name: "bad duration", body: "fileCheckFrequency: often\n", wantErr: "often"},
+		{
+			name: "event limits: kubelet defaults, then read",
+			body: "eventBurst: 7\n",
+			check: func(t *testing.T, c Configuration) {
+				if *c.EventRecordQPS != 50 || c.EventBurst != 7 {
+					t.Errorf("eventRecordQPS %d eventBurst %d, want 50 7", *c.EventRecordQPS, c.EventBurst)
+				}
+			},
+		},
+		{name: "negative eventRecordQPS", body: "eventRecordQPS: -1\n", wantErr: "eventRecordQPS: must not be negative"},
 		{name: "negative maxPods", body: "maxPods: -1\n", wantErr: "maxPods: must not be negative"},
 		{name: "relative podLogsDir", body: "podLogsDir: logs\n", wantErr: "podLogsDir: must be an absolute path"},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/cri"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -278,6 +279,16 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
 	}
+	// Events get a client of their own, as the kubelet's (eventRecordQPS 0: no client-side limit).
+	erc := rest.CopyConfig(rc)
+	erc.QPS, erc.Burst = float32(*c.EventRecordQPS), int(c.EventBurst)
+	if *c.EventRecordQPS == 0 {
+		erc.QPS = -1
+	}
+	eventClient, err := kubernetes.NewForConfig(erc)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
+	}
 	labels, err := parseNodeLabels(d.flags.nodeLabels)
 	if err != nil {
 		return nil, err
@@ -287,6 +298,7 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 	log.Info("cluster mode", "apiServer", rc.Host, "qps", rc.QPS, "burst", rc.Burst)
 	return &agent.ClusterConfig{
 		Client:                    client,
+		EventClient:               eventClient,
 		NodeLabels:                labels,
 		RegisterWithTaints:        c.RegisterWithTaints,
 		NodeStatusUpdateFrequency: c.NodeStatusUpdateFrequency.Duration,
