@@ -249,6 +249,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer workers.prober.Stop()
+	defer workers.exits.stop()
 	if a.cfg.Cluster != nil {
 		workers.recorder = a.recorder
 		workers.onTerminated = a.finishDeletion

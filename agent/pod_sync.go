@@ -413,6 +413,7 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 		return true
 	}
 	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Started", "Started container %s", c.Name)
+	m.exits.watch(s.w.uid, id)
 	delete(s.w.lastCreateWaiting, wkey)
 	s.log.Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil && !s.postStart(ctx, c, typ, id, restartCount) {

@@ -35,6 +35,9 @@ type podWorkers struct {
 	// env fetches the ConfigMaps and Secrets of API pods' environments; nil in standalone mode.
 	env *envSources
 
+	// exits wakes a worker the moment a container of its pod exits (nil: the relist alone does).
+	exits *exitWatcher
+
 	// recorder emits the kubelet's pod events (Pulling, Started, Killing, BackOff, ...); nil in
 	// standalone mode.
 	recorder record.EventRecorder
@@ -82,6 +85,7 @@ func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) (*podWo
 		return nil, err
 	}
 	m.prober = prober
+	m.exits = newExitWatcher(ctx, cfg.Runtime, m.wake, cfg.Clock, cfg.Logger.With("component", "exits"))
 	return m, nil
 }
 

@@ -50,6 +50,7 @@ func (r *relist) run(ctx context.Context) {
 var managedSelector = map[string]string{cri.LabelManagedBy: cri.ManagedByValue}
 
 func (r *relist) once(ctx context.Context) {
+	listedAt := r.clock.Now()
 	sandboxes, err := r.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managedSelector})
 	var containers []*runtimeapi.Container
 	if err == nil {
@@ -77,10 +78,16 @@ func (r *relist) once(ctx context.Context) {
 			sandboxOf[uid] = sb
 		}
 	}
+	running := map[string]bool{}
 	for _, c := range containers {
 		uid := types.UID(c.Labels[cri.LabelPodUID])
 		parts[uid] = append(parts[uid], "c"+c.Id+c.State.String())
+		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			running[c.Id] = true
+			r.workers.exits.watch(uid, c.Id) // adopted containers, and any a sync started unseen
+		}
 	}
+	r.workers.exits.keepOnly(running, listedAt)
 	now := make(map[types.UID]string, len(parts))
 	for uid, p := range parts {
 		sort.Strings(p)
