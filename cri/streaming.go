@@ -40,3 +40,12 @@ func (c *Client) PortForward(ctx context.Context, req *runtimeapi.PortForwardReq
 	}
 	return r.Url, nil
 }
+
+// ReopenContainerLog asks the runtime to reopen a running container's log file at its log path:
+// after the log rotation renamed the file, the runtime writes to a new one at the same path.
+func (c *Client) ReopenContainerLog(ctx context.Context, id string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.rt.ReopenContainerLog(ctx, &runtimeapi.ReopenContainerLogRequest{ContainerId: id})
+	return wrap("ReopenContainerLog", err)
+}

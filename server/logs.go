@@ -113,14 +113,34 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "log of container %q in pod %q: %v", container, p.Name, err))
 		return
 	}
-	defer f.Close()
+	defer func() { f.Close() }()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Transfer-Encoding", "chunked")
 	running := func(ctx context.Context) bool {
 		st, err := s.cfg.Runtime.ContainerStatus(ctx, id)
 		return err == nil && st.State == runtimeapi.ContainerState_CONTAINER_RUNNING
 	}
-	if err := copyLog(r.Context(), f, w, opts, running); err != nil && !errors.Is(err, errLimit) && r.Context().Err() == nil {
+	// A rotation (package logs) renames the file being followed and the runtime reopens a new one at
+	// the log path: follow moves on to it, as the kubelet does. Rotated files are not read (tailLines
+	// and the rest read the current file only, as the kubelet's do).
+	reopened := func() io.Reader {
+		cur, err := os.Stat(st.LogPath)
+		if err != nil {
+			return nil
+		}
+		open, err := f.Stat()
+		if err != nil || os.SameFile(cur, open) {
+			return nil
+		}
+		nf, err := os.Open(st.LogPath)
+		if err != nil {
+			return nil
+		}
+		f.Close()
+		f = nf
+		return nf
+	}
+	if err := copyLog(r.Context(), f, w, opts, running, reopened); err != nil && !errors.Is(err, errLimit) && r.Context().Err() == nil {
 		s.log.Debug("container log", "pod", p.Namespace+"/"+p.Name, "container", container, "err", err)
 	}
 }
@@ -263,8 +283,10 @@ func (lw *logWriter) flush() {
 }
 
 // copyLog writes the log file f to w. With tailLines only the last lines are written; with follow
-// it keeps reading what the container writes until it stops running or ctx ends.
-func copyLog(ctx context.Context, f io.Reader, w io.Writer, opts logOptions, running func(context.Context) bool) error {
+// it keeps reading what the container writes until it stops running or ctx ends, moving on to the
+// reader reopened returns when the file was rotated (reopened may be nil; it returns nil while the
+// file is the same).
+func copyLog(ctx context.Context, f io.Reader, w io.Writer, opts logOptions, running func(context.Context) bool, reopened func() io.Reader) error {
 	lw := &logWriter{w: w, opts: opts}
 	var parser criParser
 	var tail []logLine
@@ -344,6 +366,14 @@ func copyLog(ctx context.Context, f io.Reader, w io.Writer, opts logOptions, run
 		if got {
 			lw.flush()
 			continue
+		}
+		if reopened != nil {
+			if nf := reopened(); nf != nil {
+				// The old file was drained just now; what the runtime wrote to it between the
+				// rename and its reopen was read with it.
+				f = nf
+				continue
+			}
 		}
 		if time.Since(lastCheck) > time.Second {
 			lastCheck = time.Now()

@@ -3,8 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -33,7 +37,7 @@ func TestCopyLog(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := copyLog(context.Background(), strings.NewReader(criLog), &out, tc.opts, notRunning)
+			err := copyLog(context.Background(), strings.NewReader(criLog), &out, tc.opts, notRunning, nil)
 			if err != nil && err != errLimit {
 				t.Fatal(err)
 			}
@@ -77,4 +81,90 @@ func TestRequestAttributes(t *testing.T) {
 			t.Errorf("%s: got %+v, want %+v", path, got, want)
 		}
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a poller.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCopyLogFollowsRotation: follow goes on with the new file once the one it read was renamed
+// away and a new one made at the path, and loses no line written to the old one before that.
+func TestCopyLogFollowsRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	line := func(s string) string { return "2026-01-02T03:04:05Z stdout F " + s + "\n" }
+	if err := os.WriteFile(path, []byte(line("a")), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { f.Close() }()
+	reopened := func() io.Reader {
+		cur, err := os.Stat(path)
+		open, _ := f.Stat()
+		if err != nil || os.SameFile(cur, open) {
+			return nil
+		}
+		nf, err := os.Open(path)
+		if err != nil {
+			return nil
+		}
+		f.Close()
+		f = nf
+		return nf
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- copyLog(ctx, f, &out, logOptions{tailLines: -1, follow: true}, func(context.Context) bool { return true }, reopened)
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		for out.String() != want {
+			if ctx.Err() != nil {
+				t.Fatalf("got %q, want %q", out.String(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("a\n")
+	// The runtime writes b, the rotation renames the file, the runtime writes c to the old file
+	// (before its reopen), then d to the new one.
+	appendTo := func(p, s string) {
+		w, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o640)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteString(s)
+		w.Close()
+	}
+	appendTo(path, line("b"))
+	waitFor("a\nb\n")
+	if err := os.Rename(path, path+".20260102-030405"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(path+".20260102-030405", line("c"))
+	appendTo(path, line("d"))
+	waitFor("a\nb\nc\nd\n")
+	appendTo(path, line("e"))
+	waitFor("a\nb\nc\nd\ne\n")
+	cancel()
+	<-done
 }

@@ -32,6 +32,15 @@ type Configuration struct {
 	ClusterDNS               []string        `json:"clusterDNS,omitempty"`
 	ClusterDomain            string          `json:"clusterDomain,omitempty"`
 
+	// Container log rotation (docs/node-server.md).
+	ContainerLogMaxSize         string          `json:"containerLogMaxSize,omitempty"`
+	ContainerLogMaxFiles        int32           `json:"containerLogMaxFiles,omitempty"`
+	ContainerLogMonitorInterval metav1.Duration `json:"containerLogMonitorInterval,omitempty"`
+
+	// Graceful node shutdown (docs/systemd.md); 0 = off.
+	ShutdownGracePeriod             metav1.Duration `json:"shutdownGracePeriod,omitempty"`
+	ShutdownGracePeriodCriticalPods metav1.Duration `json:"shutdownGracePeriodCriticalPods,omitempty"`
+
 	// Cluster mode (with --kubeconfig).
 	NodeStatusUpdateFrequency metav1.Duration   `json:"nodeStatusUpdateFrequency,omitempty"`
 	NodeStatusReportFrequency metav1.Duration   `json:"nodeStatusReportFrequency,omitempty"`
@@ -76,20 +85,23 @@ const (
 func defaultConfiguration() Configuration {
 	resolv := "/etc/resolv.conf"
 	c := Configuration{
-		FileCheckFrequency:        metav1.Duration{Duration: 20 * time.Second},
-		SyncFrequency:             metav1.Duration{Duration: time.Minute},
-		ContainerRuntimeEndpoint:  "unix:///run/containerd/containerd.sock",
-		RuntimeRequestTimeout:     metav1.Duration{Duration: 2 * time.Minute},
-		PodLogsDir:                "/var/log/pods",
-		MaxPods:                   110,
-		ResolverConfig:            &resolv,
-		NodeStatusUpdateFrequency: metav1.Duration{Duration: 10 * time.Second},
-		NodeStatusReportFrequency: metav1.Duration{Duration: 5 * time.Minute},
-		NodeLeaseDurationSeconds:  40,
-		KubeAPIQPS:                &defaultQPS,
-		KubeAPIBurst:              100,
-		EventRecordQPS:            &defaultEventQPS,
-		EventBurst:                100,
+		FileCheckFrequency:          metav1.Duration{Duration: 20 * time.Second},
+		SyncFrequency:               metav1.Duration{Duration: time.Minute},
+		ContainerRuntimeEndpoint:    "unix:///run/containerd/containerd.sock",
+		RuntimeRequestTimeout:       metav1.Duration{Duration: 2 * time.Minute},
+		PodLogsDir:                  "/var/log/pods",
+		MaxPods:                     110,
+		ContainerLogMaxSize:         "10Mi",
+		ContainerLogMaxFiles:        5,
+		ContainerLogMonitorInterval: metav1.Duration{Duration: 10 * time.Second},
+		ResolverConfig:              &resolv,
+		NodeStatusUpdateFrequency:   metav1.Duration{Duration: 10 * time.Second},
+		NodeStatusReportFrequency:   metav1.Duration{Duration: 5 * time.Minute},
+		NodeLeaseDurationSeconds:    40,
+		KubeAPIQPS:                  &defaultQPS,
+		KubeAPIBurst:                100,
+		EventRecordQPS:              &defaultEventQPS,
+		EventBurst:                  100,
 		EvictionHard: map[string]string{
 			"memory.available":  "100Mi",
 			"nodefs.available":  "10%",
@@ -144,6 +156,21 @@ func loadConfigFile(path string, into *Configuration) error {
 	}
 	if c.MaxPods != 0 {
 		into.MaxPods = c.MaxPods
+	}
+	if c.ContainerLogMaxSize != "" {
+		into.ContainerLogMaxSize = c.ContainerLogMaxSize
+	}
+	if c.ContainerLogMaxFiles != 0 {
+		into.ContainerLogMaxFiles = c.ContainerLogMaxFiles
+	}
+	if c.ContainerLogMonitorInterval.Duration != 0 {
+		into.ContainerLogMonitorInterval = c.ContainerLogMonitorInterval
+	}
+	if c.ShutdownGracePeriod.Duration != 0 {
+		into.ShutdownGracePeriod = c.ShutdownGracePeriod
+	}
+	if c.ShutdownGracePeriodCriticalPods.Duration != 0 {
+		into.ShutdownGracePeriodCriticalPods = c.ShutdownGracePeriodCriticalPods
 	}
 	if c.ResolverConfig != nil {
 		into.ResolverConfig = c.ResolverConfig
@@ -223,6 +250,23 @@ func (c *Configuration) validate(where string) error {
 	}
 	if c.PodLogsDir != "" && !strings.HasPrefix(c.PodLogsDir, "/") {
 		bad("podLogsDir", "must be an absolute path, got %q", c.PodLogsDir)
+	}
+	if q, err := resource.ParseQuantity(c.ContainerLogMaxSize); err != nil {
+		bad("containerLogMaxSize", "%q is not a quantity (e.g. 10Mi)", c.ContainerLogMaxSize)
+	} else if q.Sign() <= 0 {
+		bad("containerLogMaxSize", "must be positive, got %q", c.ContainerLogMaxSize)
+	}
+	if c.ContainerLogMaxFiles < 2 {
+		bad("containerLogMaxFiles", "must be at least 2, got %d", c.ContainerLogMaxFiles)
+	}
+	if c.ContainerLogMonitorInterval.Duration < 3*time.Second {
+		bad("containerLogMonitorInterval", "must be at least 3s, got %s", c.ContainerLogMonitorInterval.Duration)
+	}
+	if c.ShutdownGracePeriod.Duration < 0 || c.ShutdownGracePeriodCriticalPods.Duration < 0 {
+		bad("shutdownGracePeriod", "shutdownGracePeriod and shutdownGracePeriodCriticalPods must not be negative")
+	}
+	if c.ShutdownGracePeriodCriticalPods.Duration > c.ShutdownGracePeriod.Duration {
+		bad("shutdownGracePeriodCriticalPods", "%s must not be longer than shutdownGracePeriod (%s)", c.ShutdownGracePeriodCriticalPods.Duration, c.ShutdownGracePeriod.Duration)
 	}
 	if c.NodeStatusUpdateFrequency.Duration <= 0 {
 		bad("nodeStatusUpdateFrequency", "must be positive")

@@ -72,6 +72,31 @@ func TestConfigFile(t *testing.T) {
 		{name: "negative eventRecordQPS", body: "eventRecordQPS: -1\n", wantErr: "eventRecordQPS: must not be negative"},
 		{name: "negative maxPods", body: "maxPods: -1\n", wantErr: "maxPods: must not be negative"},
 		{name: "relative podLogsDir", body: "podLogsDir: logs\n", wantErr: "podLogsDir: must be an absolute path"},
+		{
+			name: "log rotation and shutdown defaults are the kubelet's",
+			body: "kind: KubeletConfiguration\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.ContainerLogMaxSize != "10Mi" || c.ContainerLogMaxFiles != 5 || c.ContainerLogMonitorInterval.Duration != 10*time.Second ||
+					c.ShutdownGracePeriod.Duration != 0 || c.ShutdownGracePeriodCriticalPods.Duration != 0 {
+					t.Errorf("defaults: %+v", c)
+				}
+			},
+		},
+		{
+			name: "log rotation and shutdown fields are read",
+			body: "containerLogMaxSize: 1Mi\ncontainerLogMaxFiles: 3\ncontainerLogMonitorInterval: 3s\nshutdownGracePeriod: 30s\nshutdownGracePeriodCriticalPods: 10s\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.ContainerLogMaxSize != "1Mi" || c.ContainerLogMaxFiles != 3 || c.ContainerLogMonitorInterval.Duration != 3*time.Second ||
+					c.ShutdownGracePeriod.Duration != 30*time.Second || c.ShutdownGracePeriodCriticalPods.Duration != 10*time.Second {
+					t.Errorf("read: %+v", c)
+				}
+			},
+		},
+		{name: "containerLogMaxSize not a quantity", body: "containerLogMaxSize: big\n", wantErr: `containerLogMaxSize: "big" is not a quantity`},
+		{name: "containerLogMaxSize zero", body: "containerLogMaxSize: \"0\"\n", wantErr: "containerLogMaxSize: must be positive"},
+		{name: "containerLogMaxFiles 1", body: "containerLogMaxFiles: 1\n", wantErr: "containerLogMaxFiles: must be at least 2"},
+		{name: "containerLogMonitorInterval short", body: "containerLogMonitorInterval: 1s\n", wantErr: "containerLogMonitorInterval: must be at least 3s"},
+		{name: "critical grace longer than grace", body: "shutdownGracePeriod: 10s\nshutdownGracePeriodCriticalPods: 20s\n", wantErr: "shutdownGracePeriodCriticalPods: 20s must not be longer than shutdownGracePeriod (10s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,8 @@ import (
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/logs"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -214,6 +216,18 @@ func runDaemon(args []string) error {
 	if err := a.ServeLocal(ctx, d.flags.rootDir); err != nil {
 		return err
 	}
+	maxSize, _ := resource.ParseQuantity(c.ContainerLogMaxSize) // validated with the config
+	rotator, err := logs.NewRotator(logs.Config{
+		MaxSize:  maxSize.Value(),
+		MaxFiles: int(c.ContainerLogMaxFiles),
+		Interval: c.ContainerLogMonitorInterval.Duration,
+		Runtime:  client,
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	go rotator.Run(ctx)
 	if cluster != nil {
 		if err := startNodeServer(ctx, &c, nodeName, cluster, a, client, log); err != nil {
 			return err
