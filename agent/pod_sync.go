@@ -530,6 +530,14 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) *v1.Containe
 		return &v1.ContainerStateWaiting{Reason: reasonImagePullBackOff, Message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
 	}
 	start := m.clock.Now()
+	if !s.w.started && s.w.pullStart.IsZero() {
+		s.w.pullStart = start
+	}
+	defer func() {
+		if !s.w.started {
+			s.w.pullEnd = m.clock.Now()
+		}
+	}()
 	s.log.Info("pulling image", "container", c.Name, "image", c.Image)
 	s.w.event(s.pod, c.Name, v1.EventTypeNormal, "Pulling", "Pulling image %q", c.Image)
 	if _, err := m.rt.PullImage(ctx, c.Image, s.sandboxConfig); err != nil {

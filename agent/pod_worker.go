@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/metrics"
 	"github.com/berth-dev/berth/probes"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -51,6 +52,12 @@ type podWorker struct {
 	lastSandboxErr    string
 	lastStartErr      map[string]string
 	lastCreateWaiting map[string]*v1.ContainerStateWaiting
+	// lastSynced is the pod object of the last sync (an update is a sync of another one); started
+	// is set once the pod start SLI was observed, or when it cannot be (the pod was adopted
+	// running); pullStart and pullEnd span the image pulls of the pod's start.
+	lastSynced         *v1.Pod
+	started            bool
+	pullStart, pullEnd time.Time
 	// reportedBackOff and reportedPresent keep events to one per occurrence, not one per sync.
 	reportedBackOff map[string]string
 	reportedPresent map[string]bool
@@ -159,7 +166,17 @@ func (w *podWorker) run() {
 			w.terminate(ctx)
 			return
 		}
+		op := "sync"
+		switch {
+		case w.lastSynced == nil:
+			op = "create"
+		case w.lastSynced != pod:
+			op = "update"
+		}
+		began := w.m.clock.Now()
 		next := w.sync(syncCtx, pod)
+		metrics.PodWorkerDuration.WithLabelValues(op).Observe(w.m.clock.Since(began).Seconds())
+		w.lastSynced = pod
 		cancel()
 		t := w.m.clock.NewTimer(next)
 		select {
@@ -188,6 +205,7 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 		w.startTime = m.clock.Now()
 		if n := len(rt.sandboxes); n > 0 { // adopted after a restart: it started with its first sandbox
 			w.startTime = time.Unix(0, rt.sandboxes[n-1].CreatedAt)
+			w.started = true // its start was another Berth's to observe
 		}
 	}
 	s := &podSync{
@@ -266,7 +284,29 @@ func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[strin
 func (w *podWorker) publish(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, syncErr string) {
 	st := w.computeStatus(pod, rt, waiting, syncErr)
 	w.lastStatus = &st
+	w.observeStart(pod, &st)
 	w.m.store.set(pod, st, syncErr)
+}
+
+// observeStart records the pod start SLI once, when every container of the pod first runs: from
+// the pod's creation, less the time its image pulls took (first pull started to last one ended).
+func (w *podWorker) observeStart(pod *v1.Pod, st *v1.PodStatus) {
+	if w.started || pod.CreationTimestamp.IsZero() || len(st.ContainerStatuses) != len(pod.Spec.Containers) {
+		return
+	}
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running == nil {
+			return
+		}
+	}
+	w.started = true
+	d := w.m.clock.Since(pod.CreationTimestamp.Time)
+	if !w.pullStart.IsZero() && w.pullEnd.After(w.pullStart) {
+		d -= w.pullEnd.Sub(w.pullStart)
+	}
+	if d >= 0 {
+		metrics.PodStartSLIDuration.Observe(d.Seconds())
+	}
 }
 
 // event records a pod event (cluster mode), about a container when container is not "".

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/metrics"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
@@ -51,6 +52,7 @@ var managedSelector = map[string]string{cri.LabelManagedBy: cri.ManagedByValue}
 
 func (r *relist) once(ctx context.Context) {
 	listedAt := r.clock.Now()
+	defer func() { metrics.PLEGRelistDuration.Observe(r.clock.Since(listedAt).Seconds()) }()
 	sandboxes, err := r.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: managedSelector})
 	var containers []*runtimeapi.Container
 	if err == nil {

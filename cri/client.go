@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/metrics"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -57,6 +58,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	conn, err := grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMsgSize), grpc.MaxCallSendMsgSize(maxMsgSize)),
+		grpc.WithUnaryInterceptor(recordOperation),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("container runtime endpoint %q: %w", cfg.Endpoint, err)
@@ -70,6 +72,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		rt:          runtimeapi.NewRuntimeServiceClient(conn),
 		img:         runtimeapi.NewImageServiceClient(conn),
 	}, nil
+}
+
+// recordOperation times every CRI call for the kubelet's runtime operation metrics
+// (kubelet_runtime_operations_total, _duration_seconds, _errors_total by operation_type).
+func recordOperation(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	start := time.Now()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	metrics.ObserveRuntimeOperation(metrics.OperationType(method), time.Since(start), err)
+	return err
 }
 
 // parseEndpoint accepts "unix:///path", "unix:/path" and "/path"; only unix sockets are supported

@@ -6,14 +6,17 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	berthmetrics "github.com/berth-dev/berth/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// metrics is /metrics: the kubelet's metric names where Berth has the numbers, computed at scrape
-// time from the runtime (only what Berth manages), plus the Go and process collectors.
+// metrics is /metrics: the kubelet's metric names where Berth has the numbers — the running pods
+// and containers computed at scrape time from the runtime (only what Berth manages), the runtime
+// operation, relist, pod worker and pod start histograms that package metrics records as Berth
+// works — plus the Go and process collectors.
 type metrics struct {
 	reg *prometheus.Registry
 }
@@ -77,6 +80,7 @@ func (c *runtimeCollector) Collect(ch chan<- prometheus.Metric) {
 func newMetrics(rt Runtime, nodeName string) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&runtimeCollector{rt: rt, nodeName: nodeName})
+	reg.MustRegister(berthmetrics.Collectors()...)
 	reg.MustRegister(collectors.NewGoCollector())
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &metrics{reg: reg}
