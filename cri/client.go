@@ -346,3 +346,14 @@ func (c *Client) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
 // Conn is the underlying gRPC connection, for callers that need a CRI call the Client does not wrap
 // (tests reading verbose status, for instance).
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// ImageFsInfo reports the filesystems that hold the runtime's images.
+func (c *Client) ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.img.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
+	if err != nil {
+		return nil, wrap("ImageFsInfo", err)
+	}
+	return r.ImageFilesystems, nil
+}

@@ -37,6 +37,7 @@ type Runtime interface {
 	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (string, error)
 	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (string, error)
 	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
+	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
 }
 
 // Config is the node server's configuration, from the KubeletConfiguration fields of the same names.
@@ -69,6 +70,11 @@ type Config struct {
 
 	// Client is the node's API client, for TokenReview and SubjectAccessReview.
 	Client kubernetes.Interface
+
+	// RootDir (Berth's --root-dir) and PodLogsDir locate the node's filesystem and the containers'
+	// logs for /stats/summary.
+	RootDir    string
+	PodLogsDir string
 
 	Pods    PodLister
 	Runtime Runtime

@@ -69,6 +69,11 @@ func (f *fakeRuntime) ContainerStatus(_ context.Context, id string) (*runtimeapi
 	return nil, io.EOF
 }
 
+func (f *fakeRuntime) ImageFsInfo(context.Context) ([]*runtimeapi.FilesystemUsage, error) {
+	return []*runtimeapi.FilesystemUsage{{Timestamp: 1e18, FsId: &runtimeapi.FilesystemIdentifier{Mountpoint: "/"},
+		UsedBytes: &runtimeapi.UInt64Value{Value: 1 << 20}, InodesUsed: &runtimeapi.UInt64Value{Value: 10}}}, nil
+}
+
 func (f *fakeRuntime) ListContainerStats(context.Context, *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
 	var out []*runtimeapi.ContainerStats
 	for _, c := range f.containers {

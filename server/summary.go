@@ -3,8 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/berth-dev/berth/cri"
@@ -13,8 +17,10 @@ import (
 )
 
 // /stats/summary: the kubelet's Summary API (stats/v1alpha1) in its JSON shape, with what Berth can
-// measure: the node's CPU and memory, and each pod's containers' CPU and memory from the runtime.
-// Filesystems, networks, volumes and the pod cgroups' own figures are not there yet.
+// measure: the node's CPU, memory and filesystems (fs: the root dir's, runtime.imageFs from CRI
+// ImageFsInfo), and each pod's containers' CPU, memory, writable layer (rootfs, CRI ContainerStats)
+// and logs (the container's log directory), with the pod's sums. Networks, volumes and the pod
+// cgroups' own figures are not there yet.
 
 type summary struct {
 	Node nodeStats  `json:"node"`
@@ -22,10 +28,27 @@ type summary struct {
 }
 
 type nodeStats struct {
-	NodeName  string       `json:"nodeName"`
-	StartTime metav1.Time  `json:"startTime"`
-	CPU       *cpuStats    `json:"cpu,omitempty"`
-	Memory    *memoryStats `json:"memory,omitempty"`
+	NodeName  string        `json:"nodeName"`
+	StartTime metav1.Time   `json:"startTime"`
+	CPU       *cpuStats     `json:"cpu,omitempty"`
+	Memory    *memoryStats  `json:"memory,omitempty"`
+	Fs        *fsStats      `json:"fs,omitempty"`
+	Runtime   *runtimeStats `json:"runtime,omitempty"`
+}
+
+type runtimeStats struct {
+	ImageFs     *fsStats `json:"imageFs,omitempty"`
+	ContainerFs *fsStats `json:"containerFs,omitempty"`
+}
+
+type fsStats struct {
+	Time           metav1.Time `json:"time"`
+	AvailableBytes *uint64     `json:"availableBytes,omitempty"`
+	CapacityBytes  *uint64     `json:"capacityBytes,omitempty"`
+	UsedBytes      *uint64     `json:"usedBytes,omitempty"`
+	InodesFree     *uint64     `json:"inodesFree,omitempty"`
+	Inodes         *uint64     `json:"inodes,omitempty"`
+	InodesUsed     *uint64     `json:"inodesUsed,omitempty"`
 }
 
 type podReference struct {
@@ -40,6 +63,8 @@ type podStats struct {
 	Containers []containerStats `json:"containers"`
 	CPU        *cpuStats        `json:"cpu,omitempty"`
 	Memory     *memoryStats     `json:"memory,omitempty"`
+	// EphemeralStorage is the containers' writable layers and logs (volumes not counted yet).
+	EphemeralStorage *fsStats `json:"ephemeral-storage,omitempty"`
 }
 
 type containerStats struct {
@@ -47,6 +72,8 @@ type containerStats struct {
 	StartTime metav1.Time  `json:"startTime"`
 	CPU       *cpuStats    `json:"cpu,omitempty"`
 	Memory    *memoryStats `json:"memory,omitempty"`
+	Rootfs    *fsStats     `json:"rootfs,omitempty"`
+	Logs      *fsStats     `json:"logs,omitempty"`
 }
 
 type cpuStats struct {
@@ -93,7 +120,32 @@ func (s *Server) statsSummary(w http.ResponseWriter, r *http.Request) {
 	if ws, err := nodeWorkingSet("/proc"); err == nil {
 		out.Node.Memory = &memoryStats{Time: metav1.NewTime(now), WorkingSetBytes: u64(uint64(ws))}
 	}
-	pods, err := s.podSummaries(r.Context())
+	fsCache := statfsCache{}
+	if s.cfg.RootDir != "" {
+		if fs := fsCache.stats(s.cfg.RootDir, now); fs != nil {
+			fs.UsedBytes = u64(*fs.CapacityBytes - fs.free)
+			fs.InodesUsed = u64(*fs.Inodes - *fs.InodesFree)
+			out.Node.Fs = &fs.fsStats
+		}
+	}
+	if fss, err := s.cfg.Runtime.ImageFsInfo(r.Context()); err == nil && len(fss) > 0 {
+		img := fss[0]
+		fs := &fsStats{Time: metav1.NewTime(time.Unix(0, img.Timestamp))}
+		if st := fsCache.stats(img.GetFsId().GetMountpoint(), now); st != nil {
+			cp := st.fsStats
+			fs = &cp
+		}
+		if img.UsedBytes != nil {
+			fs.UsedBytes = u64(img.UsedBytes.Value)
+		}
+		if img.InodesUsed != nil {
+			fs.InodesUsed = u64(img.InodesUsed.Value)
+		}
+		// One filesystem for images and writable layers, as the kubelet reports it unless the
+		// runtime splits them.
+		out.Node.Runtime = &runtimeStats{ImageFs: fs, ContainerFs: fs}
+	}
+	pods, err := s.podSummaries(r.Context(), now, fsCache)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -104,7 +156,7 @@ func (s *Server) statsSummary(w http.ResponseWriter, r *http.Request) {
 }
 
 // podSummaries gathers the running containers' stats per pod of the node.
-func (s *Server) podSummaries(ctx context.Context) ([]podStats, error) {
+func (s *Server) podSummaries(ctx context.Context, now time.Time, fsCache statfsCache) ([]podStats, error) {
 	managed := map[string]string{cri.LabelManagedBy: cri.ManagedByValue}
 	cs, err := s.cfg.Runtime.ListContainers(ctx, &runtimeapi.ContainerFilter{
 		LabelSelector: managed,
@@ -132,9 +184,9 @@ func (s *Server) podSummaries(ctx context.Context) ([]podStats, error) {
 		if p.Status.StartTime != nil {
 			ps.StartTime = *p.Status.StartTime
 		}
-		var cpuSum, memSum uint64
+		var cpuSum, memSum, diskSum, inodeSum uint64
 		var cpuTime, memTime time.Time
-		var hasCPU, hasMem bool
+		var hasCPU, hasMem, hasDisk bool
 		for _, ct := range byUID[string(p.UID)] {
 			c := containerStats{Name: ct.Labels[cri.LabelContainerName], StartTime: metav1.NewTime(time.Unix(0, ct.CreatedAt))}
 			st := byID[ct.Id]
@@ -163,6 +215,28 @@ func (s *Server) podSummaries(ctx context.Context) ([]podStats, error) {
 					memTime = t
 				}
 			}
+			if wl := st.GetWritableLayer(); wl != nil && wl.UsedBytes != nil {
+				c.Rootfs = &fsStats{Time: metav1.NewTime(time.Unix(0, wl.Timestamp))}
+				if fs := fsCache.stats(wl.GetFsId().GetMountpoint(), now); fs != nil {
+					c.Rootfs.CapacityBytes, c.Rootfs.AvailableBytes, c.Rootfs.Inodes, c.Rootfs.InodesFree = fs.CapacityBytes, fs.AvailableBytes, fs.Inodes, fs.InodesFree
+				}
+				c.Rootfs.UsedBytes = u64(wl.UsedBytes.Value)
+				diskSum, hasDisk = diskSum+wl.UsedBytes.Value, true
+				if wl.InodesUsed != nil {
+					c.Rootfs.InodesUsed = u64(wl.InodesUsed.Value)
+					inodeSum += wl.InodesUsed.Value
+				}
+			}
+			if s.cfg.PodLogsDir != "" {
+				dir := filepath.Join(cri.PodLogDir(s.cfg.PodLogsDir, p.Namespace, p.Name, p.UID), c.Name)
+				if used, files, err := dirUsage(dir); err == nil {
+					c.Logs = &fsStats{Time: metav1.NewTime(now), UsedBytes: u64(used), InodesUsed: u64(files)}
+					if fs := fsCache.stats(s.cfg.PodLogsDir, now); fs != nil {
+						c.Logs.CapacityBytes, c.Logs.AvailableBytes, c.Logs.Inodes, c.Logs.InodesFree = fs.CapacityBytes, fs.AvailableBytes, fs.Inodes, fs.InodesFree
+					}
+					diskSum, inodeSum, hasDisk = diskSum+used, inodeSum+files, true
+				}
+			}
 			ps.Containers = append(ps.Containers, c)
 		}
 		if hasCPU {
@@ -171,7 +245,71 @@ func (s *Server) podSummaries(ctx context.Context) ([]podStats, error) {
 		if hasMem {
 			ps.Memory = &memoryStats{Time: metav1.NewTime(memTime), WorkingSetBytes: u64(memSum)}
 		}
+		if hasDisk {
+			ps.EphemeralStorage = &fsStats{Time: metav1.NewTime(now), UsedBytes: u64(diskSum), InodesUsed: u64(inodeSum)}
+			if fs := fsCache.stats(s.cfg.PodLogsDir, now); fs != nil {
+				ps.EphemeralStorage.CapacityBytes, ps.EphemeralStorage.AvailableBytes = fs.CapacityBytes, fs.AvailableBytes
+				ps.EphemeralStorage.Inodes, ps.EphemeralStorage.InodesFree = fs.Inodes, fs.InodesFree
+			}
+		}
 		out = append(out, ps)
 	}
 	return out, nil
+}
+
+// statfsResult is a filesystem's capacity as statfs(2) gives it; free counts the blocks reserved
+// for root too (capacity - free is what is used), available does not.
+type statfsResult struct {
+	fsStats
+	free uint64
+}
+
+// statfsCache holds the filesystems looked at during one request.
+type statfsCache map[string]*statfsResult
+
+func (c statfsCache) stats(path string, now time.Time) *statfsResult {
+	if path == "" {
+		return nil
+	}
+	if r, ok := c[path]; ok {
+		return r
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		c[path] = nil
+		return nil
+	}
+	bs := uint64(st.Bsize)
+	r := &statfsResult{fsStats: fsStats{
+		Time:           metav1.NewTime(now),
+		CapacityBytes:  u64(st.Blocks * bs),
+		AvailableBytes: u64(st.Bavail * bs),
+		Inodes:         u64(st.Files),
+		InodesFree:     u64(st.Ffree),
+	}, free: st.Bfree * bs}
+	c[path] = r
+	return r
+}
+
+// dirUsage is the bytes on disk (allocated blocks, as du counts) and the number of inodes of a
+// directory tree.
+func dirUsage(dir string) (bytes, inodes uint64, err error) {
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil // removed while walking (a rotation)
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		inodes++
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			bytes += uint64(st.Blocks) * 512
+		}
+		return nil
+	})
+	return bytes, inodes, err
 }

@@ -229,7 +229,7 @@ func runDaemon(args []string) error {
 	}
 	go rotator.Run(ctx)
 	if cluster != nil {
-		if err := startNodeServer(ctx, &c, nodeName, cluster, a, client, log); err != nil {
+		if err := startNodeServer(ctx, &c, nodeName, d.flags.rootDir, cluster, a, client, log); err != nil {
 			return err
 		}
 	}

@@ -170,12 +170,13 @@ func serverConfig(c *Configuration) server.Config {
 
 // startNodeServer serves the node server (cluster mode only) until ctx ends; a port that cannot
 // be bound is a startup error, as with the kubelet.
-func startNodeServer(ctx context.Context, c *Configuration, nodeName string, cluster *agent.ClusterConfig, a *agent.Agent, rt *cri.Client, log *slog.Logger) error {
+func startNodeServer(ctx context.Context, c *Configuration, nodeName, rootDir string, cluster *agent.ClusterConfig, a *agent.Agent, rt *cri.Client, log *slog.Logger) error {
 	cfg := serverConfig(c)
 	cfg.NodeName = nodeName
 	cfg.Client = cluster.Client
 	cfg.Pods = a
 	cfg.Runtime = rt
+	cfg.RootDir, cfg.PodLogsDir = rootDir, c.PodLogsDir
 	cfg.Health = a.Healthy
 	cfg.Logger = log.With("component", "node-server")
 	s, err := server.New(cfg)
