@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/cgroups"
@@ -49,6 +50,14 @@ type Config struct {
 	Runtime     Runtime
 	RuntimeName string // prefix of container IDs in status ("containerd")
 
+	// ShutdownGracePeriod enables graceful node shutdown (0: off): Logind's delay lock holds a
+	// shutdown back while the pods stop, regular ones within ShutdownGracePeriod −
+	// ShutdownGracePeriodCriticalPods, then critical ones within ShutdownGracePeriodCriticalPods
+	// (node_shutdown.go).
+	ShutdownGracePeriod             time.Duration
+	ShutdownGracePeriodCriticalPods time.Duration
+	Logind                          ShutdownInhibitor
+
 	// Cluster, when set, makes Berth a cluster node (API pods, Node, Lease, mirror pods, status).
 	Cluster *ClusterConfig
 
@@ -68,6 +77,9 @@ type Agent struct {
 
 	// sourcesReady reports whether every source has sent its first snapshot; set by Run.
 	sourcesReady func() bool
+
+	// shuttingDown is set while the node shuts down (node_shutdown.go): new pods are rejected.
+	shuttingDown atomic.Bool
 
 	// admitter holds the pods given a worker; rejected those refused, by UID. Both are touched only
 	// by Run's loop.
@@ -294,6 +306,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	wg.Add(1)
 	go func() { defer wg.Done(); rl.run(ctx) }()
+	if a.cfg.ShutdownGracePeriod > 0 && a.cfg.Logind != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runNodeShutdown(ctx, workers) }()
+	}
 
 	desired := map[string]map[types.UID]*v1.Pod{} // by source
 	for {
@@ -352,6 +368,10 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 			continue
 		}
 		if !a.admitter.isAdmitted(p.UID) {
+			if a.shuttingDown.Load() {
+				a.reject(p, &admissionError{reason: nodeShutdownNotAdmittedReason, message: nodeShutdownNotAdmittedMsg})
+				continue
+			}
 			if err := a.admitter.admit(p); err != nil {
 				a.reject(p, err)
 				continue

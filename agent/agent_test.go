@@ -31,6 +31,8 @@ type fakeNode struct {
 	logs      string
 	root      string
 	agent     *Agent
+	// configure, when set, adjusts the agent's Config before it starts (newFakeNodeWith).
+	configure func(*Config)
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -117,6 +119,12 @@ func (r *recordingRuntime) stopGraces() []int64 {
 
 func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
 	t.Helper()
+	return newFakeNodeWith(t, manifests, nil)
+}
+
+// newFakeNodeWith is newFakeNode with configure applied to the agent's Config.
+func newFakeNodeWith(t *testing.T, manifests map[string]string, configure func(*Config)) *fakeNode {
+	t.Helper()
 	dir := t.TempDir()
 	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	srv := fakecri.New(fakecri.Config{Images: []string{"busybox"}, Clock: clk})
@@ -130,7 +138,7 @@ func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
 	}
 	t.Cleanup(func() { client.Close() })
 	n := &fakeNode{t: t, srv: srv, rt: &recordingRuntime{Client: client}, clock: clk,
-		manifests: filepath.Join(dir, "manifests"), logs: filepath.Join(dir, "logs"), root: filepath.Join(dir, "root")}
+		manifests: filepath.Join(dir, "manifests"), logs: filepath.Join(dir, "logs"), root: filepath.Join(dir, "root"), configure: configure}
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +157,7 @@ func (n *fakeNode) write(name, body string) {
 
 func (n *fakeNode) start() {
 	n.t.Helper()
-	a, err := New(Config{
+	cfg := Config{
 		NodeName:      "node",
 		RootDir:       n.root,
 		PodLogsDir:    n.logs,
@@ -159,7 +167,11 @@ func (n *fakeNode) start() {
 		NodeIPs:       []string{"192.0.2.10"},
 		Clock:         n.clock,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if n.configure != nil {
+		n.configure(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -40,6 +40,8 @@ type podWorker struct {
 	removed   bool
 	orphan    orphanInfo
 	cancelRun context.CancelFunc // cancels the sync in progress when the pod is removed
+	// killed is set by setKill (a node shutdown): the pod is stopped and reported Failed for good.
+	killed *podKill
 
 	wakeCh  chan struct{}
 	done    chan struct{}
@@ -56,6 +58,7 @@ type podWorker struct {
 	// is set once the pod start SLI was observed, or when it cannot be (the pod was adopted
 	// running); pullStart and pullEnd span the image pulls of the pod's start.
 	lastSynced         *v1.Pod
+	killPublished      bool
 	started            bool
 	pullStart, pullEnd time.Time
 	// reportedBackOff and reportedPresent keep events to one per occurrence, not one per sync.
@@ -127,8 +130,16 @@ func (w *podWorker) markRemoved() {
 }
 
 // gracePeriod is the pod's terminationGracePeriodSeconds (30 by default), or the deletion's grace
-// period when the pod is being deleted with a shorter one.
+// period when the pod is being deleted with a shorter one, or a kill's (node shutdown) when shorter.
 func (w *podWorker) gracePeriod() int64 {
+	g := w.ownGracePeriod()
+	if k := w.kill(); k != nil && k.grace < g {
+		return k.grace
+	}
+	return g
+}
+
+func (w *podWorker) ownGracePeriod() int64 {
 	if w.pod != nil {
 		g := int64(30)
 		if w.pod.Spec.TerminationGracePeriodSeconds != nil {
@@ -208,6 +219,12 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 			w.started = true // its start was another Berth's to observe
 		}
 	}
+	if k := w.kill(); k != nil && !w.killPublished {
+		// As the kubelet does, the final status is published before the containers are stopped:
+		// a node shutdown may end before they are.
+		w.killPublished = true
+		w.publish(pod, rt, nil, "")
+	}
 	s := &podSync{
 		w:          w,
 		pod:        pod,
@@ -268,7 +285,7 @@ func (w *podWorker) syncProbes(pod *v1.Pod, rt *podRuntime) {
 }
 
 func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, _ string) v1.PodStatus {
-	return computePodStatus(statusInput{
+	st := computePodStatus(statusInput{
 		pod:         pod,
 		rt:          rt,
 		waiting:     waiting,
@@ -279,6 +296,10 @@ func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[strin
 		previous:    w.lastStatus,
 		probes:      w.m.prober,
 	})
+	if k := w.kill(); k != nil {
+		killedStatus(&st, k)
+	}
+	return st
 }
 
 func (w *podWorker) publish(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, syncErr string) {

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/logs"
+	"github.com/berth-dev/berth/systemd"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -192,6 +193,11 @@ func runDaemon(args []string) error {
 			return err
 		}
 	}
+	var shutdownInhibitor agent.ShutdownInhibitor // a nil *systemd.Logind must stay a nil interface
+	if logind := connectLogind(&c, log); logind != nil {
+		defer logind.Close()
+		shutdownInhibitor = logind
+	}
 	a, err := agent.New(agent.Config{
 		Cluster:            cluster,
 		NodeName:           nodeName,
@@ -209,6 +215,10 @@ func runDaemon(args []string) error {
 		Runtime:            client,
 		RuntimeName:        v.RuntimeName,
 		Logger:             log,
+
+		ShutdownGracePeriod:             c.ShutdownGracePeriod.Duration,
+		ShutdownGracePeriodCriticalPods: c.ShutdownGracePeriodCriticalPods.Duration,
+		Logind:                          shutdownInhibitor,
 	})
 	if err != nil {
 		return err
@@ -243,6 +253,28 @@ func runDaemon(args []string) error {
 	err = a.Run(ctx)
 	log.Info("berth stopped; pods keep running")
 	return err
+}
+
+// connectLogind prepares graceful node shutdown when shutdownGracePeriod is set: a connection to
+// systemd-logind, whose InhibitDelayMaxSec is raised to the grace period when shorter (a drop-in,
+// as the kubelet writes). As with the kubelet, a failure is logged and Berth runs without it.
+func connectLogind(c *Configuration, log *slog.Logger) *systemd.Logind {
+	grace := c.ShutdownGracePeriod.Duration
+	if grace <= 0 {
+		return nil
+	}
+	l, err := systemd.ConnectLogind()
+	if err != nil {
+		log.Error("graceful node shutdown is off: cannot reach systemd-logind", "err", err)
+		return nil
+	}
+	if cur, err := l.EnsureInhibitDelay(systemd.LogindDropInDir, grace); err != nil {
+		log.Warn("graceful node shutdown: logind's InhibitDelayMaxSec is shorter than shutdownGracePeriod; pods get less time",
+			"inhibitDelayMax", cur, "shutdownGracePeriod", grace, "err", err)
+	} else {
+		log.Info("graceful node shutdown: logind's inhibit delay", "inhibitDelayMax", cur)
+	}
+	return l
 }
 
 // checkRootDir makes the root dir and proves it writable, so a read-only or mistyped path fails

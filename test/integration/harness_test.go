@@ -49,6 +49,11 @@ type env struct {
 	// --kubeconfig).
 	nodeName  string
 	extraArgs []string
+	// wrap, when set, runs Berth under this command (nsenter into a PID namespace); signals then go
+	// to Berth itself, the wrapper's child, since nsenter does not forward them. wrapEnv is added
+	// to Berth's environment.
+	wrap    []string
+	wrapEnv []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -126,6 +131,10 @@ func (e *env) start(args ...string) {
 		"--hostname-override", e.nodeName,
 	}, append(append([]string{}, e.extraArgs...), args...)...)
 	cmd := exec.Command(e.bin, all...)
+	if len(e.wrap) > 0 {
+		cmd = exec.Command(e.wrap[0], append(append(append([]string{}, e.wrap[1:]...), e.bin), all...)...)
+		cmd.Env = append(os.Environ(), e.wrapEnv...)
+	}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
@@ -158,7 +167,18 @@ func (e *env) signal(sig syscall.Signal) {
 	if e.proc == nil {
 		return
 	}
-	_ = e.proc.Process.Signal(sig)
+	if len(e.wrap) > 0 {
+		// Berth is the wrapper's only child.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", e.proc.Process.Pid, e.proc.Process.Pid)); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, sig)
+				}
+			}
+		}
+	} else {
+		_ = e.proc.Process.Signal(sig)
+	}
 	select {
 	case <-e.procDone:
 	case <-time.After(20 * time.Second):
