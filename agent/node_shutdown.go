@@ -145,8 +145,12 @@ func (a *Agent) runNodeShutdown(ctx context.Context, workers *podWorkers) {
 			return
 		case active, ok := <-events:
 			if !ok {
-				if ctx.Err() == nil {
-					log.Error("graceful node shutdown: the connection to logind closed")
+				switch {
+				case ctx.Err() != nil:
+				case a.shuttingDown.Load():
+					log.Info("graceful node shutdown: the system bus went away, as it does at a shutdown")
+				default:
+					log.Error("graceful node shutdown is off from now on: the connection to logind closed")
 				}
 				return
 			}

@@ -142,6 +142,9 @@ func (e *env) start(args ...string) {
 	e.proc = cmd
 	e.procDone = make(chan struct{})
 	go func() { cmd.Wait(); log.Close(); close(e.procDone) }()
+	if len(e.wrap) > 0 {
+		go resumeStopped(cmd.Process.Pid, e.procDone)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := e.tryPods(); err == nil {
@@ -155,6 +158,27 @@ func (e *env) start(args ...string) {
 		}
 	}
 	e.t.Fatal("berth's local socket did not answer within 15s")
+}
+
+// resumeStopped sends SIGCONT to pid whenever it is stopped, until done: nsenter stops itself
+// when its child stops, and a systemd shutting down stops every process of its PID namespace
+// (SIGSTOP, SIGTERM, SIGCONT) — the SIGCONT reaches the child, not nsenter, which would then never
+// reap it.
+func resumeStopped(pid int, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == 'T' {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}
 }
 
 // stop sends SIGTERM and waits: Berth stops, the pods stay.
