@@ -31,7 +31,9 @@ func (f *fakeLogind) InhibitShutdown(who, why string) (*os.File, error) {
 	return w, nil
 }
 
-func (f *fakeLogind) PrepareForShutdown(ctx context.Context) (<-chan bool, error) { return f.events, nil }
+func (f *fakeLogind) PrepareForShutdown(ctx context.Context) (<-chan bool, error) {
+	return f.events, nil
+}
 
 // held reports whether lock i is still held: its write end is open.
 func (f *fakeLogind) held(i int) bool {
