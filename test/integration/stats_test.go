@@ -277,13 +277,14 @@ func TestNodeMetricsAndStats(t *testing.T) {
 			id = ct
 		}
 		pid := c.containerPid(id)
-		// containerd measures writable layers every 10 s (its stats_collect_period): wait for one.
-		waitFor(t, "the burner's writable layer measured", 25*time.Second, func() bool {
+		// containerd measures writable layers every 10 s (its stats_collect_period): wait for a
+		// measurement after the 5 MB were written.
+		waitFor(t, "the burner's writable layer measured with its 5 MB", 30*time.Second, func() bool {
 			var sum summaryJSON
 			_ = json.Unmarshal(c.nodeGet(port, "/stats/summary"), &sum)
 			for _, p := range sum.Pods {
 				if p.PodRef.Name == "burner" && len(p.Containers) == 1 && p.Containers[0].Rootfs != nil {
-					return p.Containers[0].Rootfs.UsedBytes > 0
+					return p.Containers[0].Rootfs.UsedBytes >= 5e6
 				}
 			}
 			return false
