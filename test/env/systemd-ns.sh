@@ -2,7 +2,8 @@
 # test/env/systemd-ns.sh - a real systemd (PID 1 of namespaces of its own), for tests that need
 # systemd's D-Bus API (transient units, slices, logind) on a machine without systemd as PID 1.
 #
-#   test/env/systemd-ns.sh up DIR     start systemd in new PID, mount, UTS, IPC, net and cgroup
+#   test/env/systemd-ns.sh up DIR     install systemd, dbus, util-linux with apt when missing;
+#                                     start systemd in new PID, mount, UTS, IPC, net and cgroup
 #                                     namespaces, wait until it has booted (dbus, journald and
 #                                     logind running). The LAST line of stdout is the path of the
 #                                     system bus socket, DIR/run/dbus/system_bus_socket (use it as
@@ -166,8 +167,23 @@ inner() {
 		systemd.log_target=console
 }
 
+# install_missing installs systemd, dbus and util-linux (unshare, nsenter) with apt when missing.
+install_missing() {
+	local missing=()
+	[[ -x /lib/systemd/systemd ]] || missing+=(systemd)
+	command -v dbus-daemon >/dev/null || missing+=(dbus)
+	command -v unshare >/dev/null && command -v nsenter >/dev/null || missing+=(util-linux)
+	if ((${#missing[@]})); then
+		echo "systemd-ns: installing ${missing[*]} with apt-get" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >&2
+		apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+	fi
+}
+
 case $cmd in
 up)
+	install_missing
 	if running; then
 		echo "systemd-ns: already running (pid $(cat "$DIR/pid"))" >&2
 		echo "$DIR/run/dbus/system_bus_socket"
