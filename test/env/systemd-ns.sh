@@ -87,14 +87,23 @@ make_cgroups() {
 
 remove_cgroups() {
 	[[ -f $DIR/cgroups ]] || return 0
-	local ctrl cg
+	local ctrl cg left=0 try
 	while read -r ctrl cg; do
-		[[ -d $cg ]] || continue
-		# Innermost first; every process is gone once the namespace's PID 1 died.
-		find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-		[[ -d $cg ]] && echo "systemd-ns: cgroup $cg is still there" >&2
+		# Innermost first; every process is gone once the namespace's PID 1 died, but the kernel
+		# may still be reaping them: retry for up to 5 s.
+		for try in $(seq 50); do
+			[[ -d $cg ]] || break
+			find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+			[[ -d $cg ]] || break
+			sleep 0.1
+		done
+		if [[ -d $cg ]]; then
+			echo "systemd-ns: cgroup $cg is still there" >&2
+			left=1
+		fi
 	done <"$DIR/cgroups"
-	rm -f "$DIR/cgroups"
+	# Keep the list while something is left, so that another down can finish the job.
+	((left)) || rm -f "$DIR/cgroups"
 }
 
 # inner runs as PID 1 of the new namespaces and ends in exec systemd.
