@@ -39,7 +39,11 @@ var badManifests = []struct {
 	{"unknown field", strings.Replace(goodManifest, "image:", "imagee:", 1), []string{"spec.containers[0].imagee: unknown field"}},
 	{"unsupported lifecycle hook", goodManifest + "    lifecycle:\n      preStop:\n        tcpSocket:\n          port: 80\n", []string{"spec.containers[0].lifecycle.preStop.tcpSocket: Unsupported value: tcpSocket is deprecated and not supported as a lifecycle handler"}},
 	{"probe on a plain init container", strings.Replace(goodManifest, "  containers:", "  initContainers:\n  - name: init\n    image: busybox\n    readinessProbe:\n      exec:\n        command: [\"true\"]\n  containers:", 1), []string{"spec.initContainers[0].readinessProbe"}},
-	{"unsupported volumes", goodManifest + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{"spec.volumes: Unsupported value: Berth does not support volumes yet"}},
+	{"unsupported volume kind", goodManifest + "  volumes:\n  - name: data\n    persistentVolumeClaim: {claimName: data}\n", []string{"spec.volumes[0].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim volumes"}},
+	{"volume without a kind", goodManifest + "  volumes:\n  - name: data\n", []string{"spec.volumes[0]: Required value: must specify a volume type"}},
+	{"mount of a missing volume", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts:\n    - {name: nope, mountPath: /x}\n", 1), []string{`spec.containers[0].volumeMounts[0].name: Not found: "nope"`}},
+	{"subPath escape", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts:\n    - {name: data, mountPath: /x, subPath: ../etc}\n", 1) + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{`spec.containers[0].volumeMounts[0].subPath: Invalid value: "../etc": must not contain '..'`}},
+	{"bad hostPath type", goodManifest + "  volumes:\n  - name: data\n    hostPath: {path: /x, type: Dir}\n", []string{`spec.volumes[0].hostPath.type: Unsupported value: "Dir"`}},
 	{"empty file", "", []string{"empty manifest"}},
 	{"whitespace only", "  \n\t\n", []string{"empty manifest"}},
 	{"comments only", "# nothing here\n---\n", []string{"empty manifest"}},
@@ -504,8 +508,22 @@ func TestUnsupportedFields(t *testing.T) {
 		mutate func(p *v1.Pod)
 		want   string
 	}{
-		{"volumes", func(p *v1.Pod) { p.Spec.Volumes = []v1.Volume{{Name: "data"}} }, "spec.volumes: Unsupported value: Berth does not support volumes yet"},
-		{"volume mounts", func(p *v1.Pod) { p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d"}} }, "spec.containers[0].volumeMounts: Unsupported value: Berth does not support volumeMounts yet"},
+		{"persistent volume claim", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}}}
+		}, "spec.volumes[0].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim volumes (persistent volumes) yet"},
+		{"csi", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}}}
+		}, "spec.volumes[0].csi: Unsupported value: Berth does not support csi volumes yet (CSI may come later: see docs/volumes.md)"},
+		{"configMap volume in a static pod", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}}}
+		}, "spec.volumes[0].configMap: Unsupported value: a static pod cannot refer to ConfigMaps"},
+		{"service account token in a static pod", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token"}}}}}}}
+		}, "spec.volumes[0].projected.sources[0].serviceAccountToken: Unsupported value: a static pod cannot have service account tokens"},
+		{"recursive read-only mount", func(p *v1.Pod) {
+			rro := v1.RecursiveReadOnlyEnabled
+			p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d", RecursiveReadOnly: &rro}}
+		}, "spec.containers[0].volumeMounts[0].recursiveReadOnly: Unsupported value"},
 		{"volume devices", func(p *v1.Pod) { p.Spec.Containers[0].VolumeDevices = []v1.VolumeDevice{{Name: "d", DevicePath: "/d"}} }, "spec.containers[0].volumeDevices: Unsupported value"},
 		{"tcpSocket hook", func(p *v1.Pod) {
 			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
@@ -602,9 +620,21 @@ func TestAPIPodFields(t *testing.T) {
 			t.Errorf("static pod errors %q do not contain %q", got, want)
 		}
 	}
-	pod.Spec.Volumes = []v1.Volume{{Name: "v"}}
-	if errs := unsupportedAPIPodFields(pod); len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.volumes") {
-		t.Errorf("API pod with volumes: %v", errs)
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}},
+		{Name: "s", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}},
+		{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+			{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token"}},
+			{ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+			{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+		}}}},
+	}
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 0 {
+		t.Errorf("API pod with configMap, secret and projected volumes: %v", errs)
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, v1.Volume{Name: "v", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "x"}}})
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.volumes[3].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim") {
+		t.Errorf("API pod with a persistentVolumeClaim: %v", errs)
 	}
 }
 

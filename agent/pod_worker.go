@@ -54,6 +54,10 @@ type podWorker struct {
 	// reportedBackOff and reportedPresent keep events to one per occurrence, not one per sync.
 	reportedBackOff map[string]string
 	reportedPresent map[string]bool
+	// lastMountErr is the volume setup error shown during its back-off; reportedMountErr holds the
+	// FailedMount messages already sent as events.
+	lastMountErr     string
+	reportedMountErr map[string]bool
 }
 
 // orphanInfo describes a pod found in the runtime that no source wants, from its sandbox labels.
@@ -74,6 +78,7 @@ func newPodWorker(m *podWorkers, uid types.UID, pod *v1.Pod) *podWorker {
 		lastCreateWaiting: map[string]*v1.ContainerStateWaiting{},
 		reportedBackOff:   map[string]string{},
 		reportedPresent:   map[string]bool{},
+		reportedMountErr:  map[string]bool{},
 	}
 	ns, name := w.names()
 	w.log = m.log.With("pod", ns+"/"+name, "uid", string(uid))
@@ -358,7 +363,13 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 			return fmt.Errorf("remove pod logs: %w", err)
 		}
 	}
-	if m.cfg.RootDir != "" {
+	if m.volumes != nil {
+		// Unmounts the pod's volumes (tmpfs, subPath bind mounts) before removing the directory:
+		// a removal never goes through a mount.
+		if err := m.volumes.TearDown(w.uid); err != nil {
+			return fmt.Errorf("tear down volumes: %w", err)
+		}
+	} else if m.cfg.RootDir != "" {
 		if err := os.RemoveAll(podDir(m.cfg.RootDir, w.uid)); err != nil {
 			return fmt.Errorf("remove pod directory: %w", err)
 		}
