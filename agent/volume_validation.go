@@ -91,7 +91,7 @@ func validateVolumeSource(s *v1.VolumeSource, containers map[string]bool, p *fie
 		} else if hasDotDot(s.HostPath.Path) {
 			errs = append(errs, field.Invalid(hp.Child("path"), s.HostPath.Path, "must not contain '..'"))
 		}
-		if s.HostPath.Type != nil {
+		if s.HostPath.Type != nil && *s.HostPath.Type != v1.HostPathUnset {
 			errs = append(errs, validateEnum(*s.HostPath.Type, hp.Child("type"), []v1.HostPathType{v1.HostPathUnset,
 				v1.HostPathDirectoryOrCreate, v1.HostPathDirectory, v1.HostPathFileOrCreate, v1.HostPathFile,
 				v1.HostPathSocket, v1.HostPathCharDev, v1.HostPathBlockDev})...)
@@ -100,7 +100,9 @@ func validateVolumeSource(s *v1.VolumeSource, containers map[string]bool, p *fie
 	if s.EmptyDir != nil {
 		kinds++
 		ep := p.Child("emptyDir")
-		errs = append(errs, validateEnum(s.EmptyDir.Medium, ep.Child("medium"), []v1.StorageMedium{v1.StorageMediumDefault, v1.StorageMediumMemory})...)
+		if s.EmptyDir.Medium != v1.StorageMediumDefault {
+			errs = append(errs, validateEnum(s.EmptyDir.Medium, ep.Child("medium"), []v1.StorageMedium{v1.StorageMediumMemory})...)
+		}
 		if s.EmptyDir.SizeLimit != nil && s.EmptyDir.SizeLimit.Sign() < 0 {
 			errs = append(errs, field.Invalid(ep.Child("sizeLimit"), s.EmptyDir.SizeLimit.String(), "must be greater than or equal to 0"))
 		}

@@ -209,28 +209,28 @@ func (m *Manager) emptyDirMemorySize(pod *v1.Pod, sizeLimit *resource.Quantity) 
 	return m.cfg.NodeMemoryCapacity
 }
 
-// PodMemoryLimit is the pod's memory limit in bytes: the sum of its app containers' and sidecars'
-// limits or, if larger, the largest regular init container's with the sidecars started before it;
-// 0 when a container has no limit.
+// PodMemoryLimit is the pod's memory limit in bytes, as the API's resource helpers compute it: the
+// sum of the limits its app containers and sidecars set or, if larger, the largest limit of a
+// regular init container plus those of the sidecars started before it. Containers without a
+// limit add nothing; 0 means no container sets one.
 func PodMemoryLimit(pod *v1.Pod) int64 {
-	var apps, sidecars, initMax int64
-	for _, c := range pod.Spec.InitContainers {
-		q, ok := c.Resources.Limits[v1.ResourceMemory]
-		if !ok || q.IsZero() {
-			return 0
+	limit := func(c *v1.Container) int64 {
+		if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
+			return q.Value()
 		}
+		return 0
+	}
+	var apps, sidecars, initMax int64
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
 		if c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			sidecars += q.Value()
+			sidecars += limit(c)
 		} else {
-			initMax = max(initMax, q.Value()+sidecars)
+			initMax = max(initMax, limit(c)+sidecars)
 		}
 	}
-	for _, c := range pod.Spec.Containers {
-		q, ok := c.Resources.Limits[v1.ResourceMemory]
-		if !ok || q.IsZero() {
-			return 0
-		}
-		apps += q.Value()
+	for i := range pod.Spec.Containers {
+		apps += limit(&pod.Spec.Containers[i])
 	}
 	return max(apps+sidecars, initMax)
 }

@@ -87,8 +87,8 @@ func isMountPoint(path string) (bool, error) {
 }
 
 // mountTmpfs mounts a tmpfs on dir unless one is there; size 0 means the kernel's default (half
-// of RAM). The tmpfs's root gets mode.
-func mountTmpfs(dir string, size int64, mode os.FileMode) error {
+// of RAM). The tmpfs's root gets mode (permission bits with the sticky bit: 0o1777).
+func mountTmpfs(dir string, size int64, mode uint32) error {
 	mounted, err := isMountPoint(dir)
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func mountTmpfs(dir string, size int64, mode os.FileMode) error {
 	if mounted {
 		return nil
 	}
-	opts := fmt.Sprintf("mode=%o", mode.Perm())
+	opts := fmt.Sprintf("mode=%o", mode&0o7777)
 	if size > 0 {
 		opts += fmt.Sprintf(",size=%d", size)
 	}
