@@ -363,15 +363,11 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 			return fmt.Errorf("remove pod logs: %w", err)
 		}
 	}
-	if m.volumes != nil {
+	if m.volumes != nil { // there is a root directory
 		// Unmounts the pod's volumes (tmpfs, subPath bind mounts) before removing the directory:
 		// a removal never goes through a mount.
 		if err := m.volumes.TearDown(w.uid); err != nil {
 			return fmt.Errorf("tear down volumes: %w", err)
-		}
-	} else if m.cfg.RootDir != "" {
-		if err := os.RemoveAll(podDir(m.cfg.RootDir, w.uid)); err != nil {
-			return fmt.Errorf("remove pod directory: %w", err)
 		}
 	}
 	return nil
