@@ -292,8 +292,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.workers, a.relist, a.sourcesReady = workers, rl, sourcesReady
 	a.mu.Unlock()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); rl.run(ctx) }()
+	go func() { defer wg.Done(); a.watchEmptyDirLimits(ctx, workers) }()
 
 	desired := map[string]map[types.UID]*v1.Pod{} // by source
 	for {

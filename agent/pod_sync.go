@@ -51,10 +51,14 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	if podIsTerminal(&pre) || terminal(s.pod) {
 		// Done for good: free the sandbox's network (as the kubelet does), keep the containers for
 		// their logs and exit codes until the pod is removed. Whatever still runs (the sidecars of
-		// a pod whose regular init container failed under restartPolicy Never) is stopped first,
-		// gracefully.
+		// a pod whose regular init container failed under restartPolicy Never, an evicted pod's
+		// containers) is stopped first, gracefully.
+		grace := s.w.gracePeriod()
+		if e := s.w.eviction(); e != nil {
+			grace = min(grace, e.gracePeriod)
+		}
 		if running := s.running(); len(running) > 0 {
-			if err := s.w.stopContainers(ctx, s.pod, s.rt, running, s.w.gracePeriod(), killingMessage); err != nil {
+			if err := s.w.stopContainers(ctx, s.pod, s.rt, running, grace, killingMessage); err != nil {
 				s.err = err.Error()
 				s.requeueIn(time.Second)
 				return true

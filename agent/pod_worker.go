@@ -37,6 +37,7 @@ type podWorker struct {
 	mu        sync.Mutex
 	pod       *v1.Pod // latest desired spec; nil for an orphan found in the runtime
 	removed   bool
+	evicted   *podEviction // set once by evictPod; the pod is stopped and stays Failed
 	orphan    orphanInfo
 	cancelRun context.CancelFunc // cancels the sync in progress when the pod is removed
 
@@ -255,7 +256,7 @@ func (w *podWorker) syncProbes(pod *v1.Pod, rt *podRuntime) {
 }
 
 func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, _ string) v1.PodStatus {
-	return computePodStatus(statusInput{
+	st := computePodStatus(statusInput{
 		pod:         pod,
 		rt:          rt,
 		waiting:     waiting,
@@ -266,6 +267,10 @@ func (w *podWorker) computeStatus(pod *v1.Pod, rt *podRuntime, waiting map[strin
 		previous:    w.lastStatus,
 		probes:      w.m.prober,
 	})
+	if e := w.eviction(); e != nil {
+		evictedStatus(&st, e)
+	}
+	return st
 }
 
 func (w *podWorker) publish(pod *v1.Pod, rt *podRuntime, waiting map[string]*v1.ContainerStateWaiting, syncErr string) {

@@ -353,3 +353,31 @@ func TestPodMemoryLimit(t *testing.T) {
 		t.Errorf("sizeLimit: %d", got)
 	}
 }
+
+func TestDiskUsage(t *testing.T) {
+	dir := t.TempDir()
+	before, err := DiskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i) // not sparse
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "f"), filepath.Join(dir, "hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/usr", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	after, err := DiskUsage(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after - before; grew < 1<<20 || grew > 1<<20+64<<10 {
+		t.Errorf("usage grew by %d bytes for a 1 MiB file with a hard link and a symlink, want about 1 MiB", grew)
+	}
+}

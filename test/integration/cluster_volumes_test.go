@@ -15,6 +15,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -329,5 +330,59 @@ func TestClusterVolumesFailures(t *testing.T) {
 	if failed.Status.Reason != "UnsupportedPodSpec" || !strings.Contains(failed.Status.Message, "spec.volumes[0].persistentVolumeClaim") ||
 		!strings.Contains(failed.Status.Message, "Berth does not support persistentVolumeClaim volumes") {
 		t.Errorf("pvc pod: reason %q message %q", failed.Status.Reason, failed.Status.Message)
+	}
+}
+
+// TestClusterVolumesEmptyDirSizeLimit: a pod whose disk emptyDir grows past its sizeLimit is evicted
+// (Failed, reason Evicted, the kubelet's message, a DisruptionTarget condition, an Evicted event,
+// its container stopped); a pod within its limit keeps running.
+func TestClusterVolumesEmptyDirSizeLimit(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	c.start()
+	c.waitNodeReady(10 * time.Second)
+	limited := func(name string, kib int) *v1.Pod {
+		p := apiPod(name, "Always", "sh", "-c", fmt.Sprintf("dd if=/dev/urandom of=/scratch/f bs=1024 count=%d && exec sleep 3600", kib))
+		lim := resource.MustParse("1Mi")
+		p.Spec.Volumes = []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{SizeLimit: &lim}}}}
+		p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
+		return p
+	}
+	hog := c.create(limited("hog", 4096))
+	c.create(limited("modest", 100))
+	failed := c.waitPod("hog", "evicted", 40*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	wantMsg := `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". `
+	if failed.Status.Reason != "Evicted" || failed.Status.Message != wantMsg {
+		t.Errorf("hog: reason %q message %q, want Evicted %q", failed.Status.Reason, failed.Status.Message, wantMsg)
+	}
+	disrupted := false
+	for _, cond := range failed.Status.Conditions {
+		disrupted = disrupted || cond.Type == v1.DisruptionTarget && cond.Status == v1.ConditionTrue && cond.Reason == "TerminationByKubelet"
+	}
+	if !disrupted {
+		t.Errorf("no DisruptionTarget condition: %+v", failed.Status.Conditions)
+	}
+	c.waitPod("hog", "container stopped", 15*time.Second, func(p *v1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Terminated != nil
+	})
+	waitFor(t, "the Evicted event", 10*time.Second, func() bool {
+		evs, err := c.admin.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.uid=" + string(hog.UID)})
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Evicted" && ev.Message == wantMsg {
+				return true
+			}
+		}
+		return false
+	})
+	if p := c.get("modest"); p.Status.Phase != v1.PodRunning || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the pod within its limit was disturbed: %+v", p.Status)
+	}
+	time.Sleep(3 * time.Second)
+	if p := c.get("hog"); p.Status.Phase != v1.PodFailed || p.Status.ContainerStatuses[0].RestartCount != 0 {
+		t.Errorf("the evicted pod was started again: %+v", p.Status)
 	}
 }
