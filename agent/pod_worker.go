@@ -24,7 +24,8 @@ import (
 //	                        │      │ (relist,                              preStop hooks, stop apps
 //	                        └──────┘  timer,                               then sidecars (grace),
 //	                     one step per sync;                                stop + remove sandboxes,
-//	                     requeued on back-off                              remove logs and pod dir;
+//	                     requeued on back-off                              unmount volumes, remove
+//	                     (volumes set up first)                            logs and pod dir;
 //	                                                                       retried until it succeeds
 //
 // A pod that replaces another of the same namespace/name (an edited static pod gets a new UID) waits
