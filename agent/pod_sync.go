@@ -607,8 +607,10 @@ func (s *podSync) collectGarbage(ctx context.Context) {
 // setUpVolumes makes the pod's volumes ready before anything of the pod starts, and on every later
 // sync refreshes the files of the volumes built from the API (configMap, secret, downwardAPI,
 // projected). It reports whether the sync may go on. A failure is the kubelet's FailedMount: an
-// event per distinct message, the pod's last error, retried with back-off; containers already
-// running keep running.
+// event per distinct message, the pod's last error, retried with back-off. Until the volumes have
+// been set up once, nothing of the pod starts; after that, a failed refresh (a ConfigMap deleted,
+// the API server away) leaves the files as they were and the pod is managed as usual, as with the
+// kubelet.
 func (s *podSync) setUpVolumes(ctx context.Context) bool {
 	if len(s.pod.Spec.Volumes) == 0 {
 		return true
@@ -622,7 +624,7 @@ func (s *podSync) setUpVolumes(ctx context.Context) bool {
 	if left := m.createBackoff.waitSinceUpdate(key); left > 0 && s.w.lastMountErr != "" {
 		s.err = s.w.lastMountErr
 		s.requeueIn(left)
-		return false
+		return s.w.volumesReady
 	}
 	errs := m.volumes.SetUp(ctx, s.pod)
 	if len(errs) == 0 {
@@ -631,6 +633,7 @@ func (s *podSync) setUpVolumes(ctx context.Context) bool {
 		}
 		s.w.lastMountErr = ""
 		s.w.reportedMountErr = map[string]bool{}
+		s.w.volumesReady = true
 		return true
 	}
 	if ctx.Err() != nil {
@@ -649,5 +652,5 @@ func (s *podSync) setUpVolumes(ctx context.Context) bool {
 	s.w.lastMountErr = s.err
 	m.createBackoff.next(key, m.clock.Now())
 	s.requeueIn(time.Second)
-	return false
+	return s.w.volumesReady
 }

@@ -60,6 +60,9 @@ type podWorker struct {
 	// FailedMount messages already sent as events.
 	lastMountErr     string
 	reportedMountErr map[string]bool
+	// volumesReady is set once every volume of the pod was set up: from then on a failed refresh
+	// no longer holds the pod back.
+	volumesReady bool
 }
 
 // orphanInfo describes a pod found in the runtime that no source wants, from its sandbox labels.
