@@ -95,7 +95,7 @@ func TestClusterVolumesConfigMapSecret(t *testing.T) {
   sum=$( { md5sum < /cfg/big; } 2>/dev/null ) || continue
   h=${sum%%%% *}
   case $h in %s|%s) ;; *) echo "torn big: $h" >> /tmp/bad ;; esac
-  n=$((n+1)); echo $n > /tmp/reads
+  n=$((n+1)); echo $n > /tmp/reads.new && mv /tmp/reads.new /tmp/reads
 done`, md5hex(big1), md5hex(big2))
 	p := apiPod("cfg", "Always", "sh", "-c", reader)
 	mode600, mode400 := int32(0o600), int32(0o400)
