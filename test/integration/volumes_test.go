@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,6 +280,18 @@ func containerID(t *testing.T, p *agent.PodView, name string) string {
 	return ""
 }
 
+// unmountUnder detaches every mount at or under dir, deepest first.
+func unmountUnder(t *testing.T, dir string) {
+	t.Helper()
+	mps := mountsUnder(t, dir)
+	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", mp, err)
+		}
+	}
+}
+
 // mountsUnder lists the mount points at or under dir, from /proc/self/mountinfo.
 func mountsUnder(t *testing.T, dir string) []string {
 	t.Helper()
@@ -295,4 +309,60 @@ func mountsUnder(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// TestVolumesAcrossBerthRestart: Berth killed with -9 and started again adopts a pod with volumes
+// without restarting it or stacking mounts; a pod whose manifest went away meanwhile has its
+// volumes unmounted and its directory removed.
+func TestVolumesAcrossBerthRestart(t *testing.T) {
+	e := newEnv(t)
+	hostDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(hostDir, "file"), []byte("host-file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.writeManifest("keep.yaml", volumesPod("keep", hostDir))
+	e.writeManifest("gone.yaml", volumesPod("gone", hostDir))
+	e.start()
+	l := e.waitPods("both running", 40*time.Second, func(l agent.PodList) bool { return podRunning("keep")(l) && podRunning("gone")(l) })
+	keep, gone := findPod(l, "keep"), findPod(l, "gone")
+	keepDir := filepath.Join(e.rootDir, "pods", keep.UID)
+	goneDir := filepath.Join(e.rootDir, "pods", gone.UID)
+	mountsBefore := mountsUnder(t, keepDir)
+	if len(mountsBefore) == 0 || len(mountsUnder(t, goneDir)) == 0 {
+		t.Fatalf("no mounts under the pods' directories: the checks below would prove nothing")
+	}
+	main := containerID(t, keep, "main")
+
+	e.kill9()
+	e.removeManifest("gone.yaml")
+	e.start()
+	waitFor(t, "the vanished pod's volumes torn down", 20*time.Second, func() bool {
+		_, err := os.Stat(goneDir)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if m := mountsUnder(t, goneDir); len(m) > 0 {
+		t.Errorf("mounts left of the vanished pod: %v", m)
+	}
+	time.Sleep(3 * time.Second) // several syncs of the adopted pod
+	l = e.pods()
+	p := findPod(l, "keep")
+	if p == nil || p.Phase != "Running" || p.Restarts != 0 || containerID(t, p, "main") != main {
+		t.Fatalf("the adopted pod: %+v", p)
+	}
+	if after := mountsUnder(t, keepDir); strings.Join(after, ",") != strings.Join(mountsBefore, ",") {
+		t.Errorf("mounts changed across the restart:\nbefore %v\nafter  %v", mountsBefore, after)
+	}
+	out, _, code, err := e.rt.ExecSync(t.Context(), main, []string{"cat", "/info/name", "/cache/init.txt", "/sub/f"}, 10*time.Second)
+	if err != nil || code != 0 || string(out) != "keep-itest-nodefrom-init\ninside\n" {
+		t.Errorf("volumes after the restart: %q (code %d, %v)", out, code, err)
+	}
+	// The adopted pod's teardown finds every mount, including those made by the Berth before.
+	e.removeManifest("keep.yaml")
+	waitFor(t, "the adopted pod's directory removed", 20*time.Second, func() bool {
+		_, err := os.Stat(keepDir)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if m := mountsUnder(t, keepDir); len(m) > 0 {
+		t.Errorf("mounts left of the adopted pod: %v", m)
+	}
 }
