@@ -151,7 +151,16 @@ func typeError(doc []byte, err error) error {
 			got = m[2] // the number itself, e.g. 1.5 for an integer field
 		}
 	}
-	return fmt.Errorf("%s: must be %s, not %s", m[3], jsonTypeOfField(m[3]), got)
+	// Embedded structs (VolumeSource, ProbeHandler, ...) appear by their Go type name in the
+	// decoder's path; their fields are the parent's in JSON.
+	var parts []string
+	for _, p := range strings.Split(m[3], ".") {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			parts = append(parts, p)
+		}
+	}
+	path := strings.Join(parts, ".")
+	return fmt.Errorf("%s: must be %s, not %s", path, jsonTypeOfField(path), got)
 }
 
 // jsonTypeOfField describes the JSON type expected at a Pod field path such as

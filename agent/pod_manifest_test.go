@@ -644,3 +644,53 @@ func TestTokenizeFieldPath(t *testing.T) {
 		t.Errorf("tokenizeFieldPath = %s, want %s", got, want)
 	}
 }
+
+// TestStaticPodVolumes: the volume kinds static pods may use pass; the rules the API server applies
+// to them hold.
+func TestStaticPodVolumes(t *testing.T) {
+	good := goodManifest + `    volumeMounts:
+    - {name: cache, mountPath: /cache}
+    - {name: cache, mountPath: /sub, subPath: a/b, readOnly: true}
+    - {name: host, mountPath: /host, mountPropagation: HostToContainer}
+    - {name: info, mountPath: /info}
+    - {name: proj, mountPath: /proj, subPathExpr: "$(POD)"}
+  volumes:
+  - {name: cache, emptyDir: {medium: Memory, sizeLimit: 10Mi}}
+  - {name: host, hostPath: {path: /srv, type: DirectoryOrCreate}}
+  - name: info
+    downwardAPI:
+      defaultMode: 0400
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: cpu, resourceFieldRef: {containerName: app, resource: limits.cpu}}
+  - name: proj
+    projected:
+      sources:
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}
+`
+	if _, err := parseManifest([]byte(good)); err != nil {
+		t.Fatalf("good volumes refused: %v", err)
+	}
+	bad := []struct{ name, manifest, want string }{
+		{"duplicate volume", goodManifest + "  volumes:\n  - {name: a, emptyDir: {}}\n  - {name: a, emptyDir: {}}\n", `spec.volumes[1].name: Duplicate value: "a"`},
+		{"two kinds", goodManifest + "  volumes:\n  - {name: a, emptyDir: {}, hostPath: {path: /x}}\n", "spec.volumes[0]: Forbidden: may not specify more than 1 volume type"},
+		{"hostPath without path", goodManifest + "  volumes:\n  - {name: a, hostPath: {path: \"\"}}\n", "spec.volumes[0].hostPath.path: Required value"},
+		{"bad medium", goodManifest + "  volumes:\n  - {name: a, emptyDir: {medium: Disk}}\n", `spec.volumes[0].emptyDir.medium: Unsupported value: "Disk"`},
+		{"downward status field", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: ip, fieldRef: {fieldPath: status.podIP}}]}}\n", `spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "status.podIP"`},
+		{"downward mode", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: nm, mode: 01000, fieldRef: {fieldPath: metadata.name}}]}}\n", "spec.volumes[0].downwardAPI.items[0].mode: Invalid value: 512"},
+		{"downward absolute path", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: /n, fieldRef: {fieldPath: metadata.name}}]}}\n", `spec.volumes[0].downwardAPI.items[0].path: Invalid value: "/n": must be a relative path`},
+		{"resource of an unknown container", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: c, resourceFieldRef: {containerName: nope, resource: limits.cpu}}]}}\n", `containerName: Not found: "nope"`},
+		{"bidirectional unprivileged", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a, mountPropagation: Bidirectional}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers"},
+		{"inline struct in a type error", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: true}]}}\n", "spec.volumes.downwardAPI.items.path: must be a string, not true or false"},
+		{"subPath and subPathExpr", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a, subPath: xx, subPathExpr: yy}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", "subPathExpr and subPath are mutually exclusive"},
+		{"duplicate mountPath", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a}, {name: a, mountPath: /a}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", `spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/a": must be unique`},
+		{"secret in a static pod", goodManifest + "  volumes:\n  - {name: a, secret: {secretName: s}}\n", "spec.volumes[0].secret: Unsupported value: a static pod cannot refer to Secrets"},
+		{"empty projection", goodManifest + "  volumes:\n  - {name: a, projected: {sources: [{}]}}\n", "spec.volumes[0].projected.sources[0]: Required value: must specify exactly one projection source"},
+	}
+	for _, tc := range bad {
+		_, err := parseManifest([]byte(tc.manifest))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}

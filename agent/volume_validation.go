@@ -120,7 +120,10 @@ func validateVolumeSource(s *v1.VolumeSource, containers map[string]bool, p *fie
 		for i, src := range s.Projected.Sources {
 			sp := pp.Child("sources").Index(i)
 			if src.DownwardAPI == nil {
-				errs = append(errs, field.Required(sp, "must specify a projection source Berth supports in a static pod (downwardAPI)"))
+				// Other kinds are unsupportedFields' business; a source with none is an error here.
+				if src.ConfigMap == nil && src.Secret == nil && src.ServiceAccountToken == nil && src.ClusterTrustBundle == nil && src.PodCertificate == nil {
+					errs = append(errs, field.Required(sp, "must specify exactly one projection source"))
+				}
 				continue
 			}
 			errs = append(errs, validateDownwardItems(src.DownwardAPI.Items, containers, sp.Child("downwardAPI").Child("items"))...)
