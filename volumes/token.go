@@ -86,8 +86,8 @@ func (m *Manager) token(ctx context.Context, pod *v1.Pod, volume string, source 
 		nt.expires = now.Add(life)
 	}
 	nt.refreshAt = now.Add(time.Duration(float64(life) * tokenRefreshFraction))
-	if max := now.Add(tokenMaxAge); nt.refreshAt.After(max) {
-		nt.refreshAt = max
+	if latest := now.Add(tokenMaxAge); nt.refreshAt.After(latest) {
+		nt.refreshAt = latest
 	}
 	m.mu.Lock()
 	m.tokens[key] = nt
