@@ -304,12 +304,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.workers, a.relist, a.sourcesReady = workers, rl, sourcesReady
 	a.mu.Unlock()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); rl.run(ctx) }()
 	if a.cfg.ShutdownGracePeriod > 0 && a.cfg.Logind != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.runNodeShutdown(ctx, workers) }()
 	}
+	go func() { defer wg.Done(); a.watchEmptyDirLimits(ctx, workers) }()
 
 	desired := map[string]map[types.UID]*v1.Pod{} // by source
 	for {

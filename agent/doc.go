@@ -19,7 +19,10 @@
 //	    crash-loop back-off (backoff.go), removes dead instances beyond the newest, and publishes the
 //	    status computed from the runtime (pod_status.go). Every stop goes through pod_stop.go:
 //	    preStop hooks (hooks.go) within the grace period, apps before sidecars, sidecars in reverse
-//	    order; termination messages are read after an exit (termination_message.go).
+//	    order; termination messages are read after an exit (termination_message.go). Volumes are set
+//	    up before each sync's step and torn down with the pod (package volumes; volume_objects.go
+//	    caches the ConfigMaps and Secrets they read; emptydir_limits.go evicts a pod whose emptyDir
+//	    outgrows its sizeLimit through pod_evict.go).
 //	  - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
 //	    workers, and, once every source has reported, terminates pods no source wants.
 //

@@ -47,7 +47,7 @@ const (
 	systemCriticalPriority = 2000000000
 )
 
-// podKill is a final stop the agent ordered for a pod (a node shutdown): its containers get grace
+// podKill is a final stop the agent ordered for a pod (a node shutdown, an eviction): its containers get grace
 // seconds at most, and its status becomes Failed with reason and message for good.
 type podKill struct {
 	grace           int64

@@ -151,7 +151,16 @@ func typeError(doc []byte, err error) error {
 			got = m[2] // the number itself, e.g. 1.5 for an integer field
 		}
 	}
-	return fmt.Errorf("%s: must be %s, not %s", m[3], jsonTypeOfField(m[3]), got)
+	// Embedded structs (VolumeSource, ProbeHandler, ...) appear by their Go type name in the
+	// decoder's path; their fields are the parent's in JSON.
+	var parts []string
+	for _, p := range strings.Split(m[3], ".") {
+		if p != "" && (p[0] < 'A' || p[0] > 'Z') {
+			parts = append(parts, p)
+		}
+	}
+	path := strings.Join(parts, ".")
+	return fmt.Errorf("%s: must be %s, not %s", path, jsonTypeOfField(path), got)
 }
 
 // jsonTypeOfField describes the JSON type expected at a Pod field path such as
@@ -657,6 +666,7 @@ func validatePodSpec(spec *v1.PodSpec, path *field.Path) field.ErrorList {
 	for i := range spec.Tolerations {
 		errs = append(errs, validateToleration(&spec.Tolerations[i], path.Child("tolerations").Index(i))...)
 	}
+	errs = append(errs, validateVolumes(spec, path)...)
 	// spec.affinity is accepted but not evaluated yet; it gets validated when it is.
 	return errs
 }
@@ -1152,6 +1162,24 @@ var supportedPodFields = []string{
 	"spec.preemptionPolicy",  // accepted
 	"spec.tolerations",       // accepted
 	"spec.affinity",          // accepted, evaluated later
+	// Volumes (docs/volumes.md): the kinds that need no API object; configMap, secret and
+	// service-account tokens are in apiPodOnlyPodFields.
+	"spec.volumes[].name",
+	"spec.volumes[].emptyDir",
+	"spec.volumes[].hostPath",
+	"spec.volumes[].downwardAPI",
+	"spec.volumes[].projected.defaultMode",
+	"spec.volumes[].projected.sources[].downwardAPI",
+}
+
+// apiPodOnlyPodFields are pod fields Berth supports for API pods only: the kubelet refuses static
+// pods that refer to API objects.
+var apiPodOnlyPodFields = []string{
+	"spec.volumes[].configMap",
+	"spec.volumes[].secret",
+	"spec.volumes[].projected.sources[].configMap",
+	"spec.volumes[].projected.sources[].secret",
+	"spec.volumes[].projected.sources[].serviceAccountToken",
 }
 
 // supportedContainerFields is the allowlist for one container, the same for init and app
@@ -1194,6 +1222,12 @@ var supportedContainerFields = []string{
 	"lifecycle.preStop.exec",
 	"lifecycle.preStop.httpGet",
 	"lifecycle.preStop.sleep",
+	"volumeMounts[].name",
+	"volumeMounts[].mountPath",
+	"volumeMounts[].readOnly",
+	"volumeMounts[].subPath",
+	"volumeMounts[].subPathExpr",
+	"volumeMounts[].mountPropagation",
 }
 
 // apiPodOnlyContainerFields are container fields Berth supports for API pods only: a static pod may
@@ -1213,6 +1247,19 @@ var unsupportedDetails = map[string]string{
 	"ephemeralContainers": "static pods do not support ephemeral containers",
 	"envFrom":             "Berth does not support envFrom: a static pod cannot refer to ConfigMaps or Secrets",
 	"tcpSocket":           "tcpSocket is deprecated and not supported as a lifecycle handler: use exec, httpGet or sleep",
+	// Volume kinds (spec.volumes[] and projected sources).
+	"configMap":             "a static pod cannot refer to ConfigMaps: configMap volumes are for API pods",
+	"secret":                "a static pod cannot refer to Secrets: secret volumes are for API pods",
+	"serviceAccountToken":   "a static pod cannot have service account tokens: serviceAccountToken projections are for API pods",
+	"persistentVolumeClaim": "Berth does not support persistentVolumeClaim volumes (persistent volumes) yet",
+	"csi":                   "Berth does not support csi volumes yet (CSI may come later: see docs/volumes.md)",
+	"ephemeral":             "Berth does not support ephemeral volumes (they need persistent volumes and CSI) yet",
+	"clusterTrustBundle":    "Berth does not support clusterTrustBundle projections yet",
+	"podCertificate":        "Berth does not support podCertificate projections yet",
+	"image":                 "Berth does not support image volumes yet",
+	"nfs":                   "Berth does not support nfs volumes yet",
+	"iscsi":                 "Berth does not support iscsi volumes yet",
+	"recursiveReadOnly":     "Berth does not support recursiveReadOnly volume mounts yet",
 }
 
 // fieldRule is one node of the allowlist as a tree.
@@ -1235,6 +1282,11 @@ func buildFieldRules(apiPod bool) *fieldRule {
 	root := &fieldRule{}
 	for _, p := range supportedPodFields {
 		root.add(p)
+	}
+	if apiPod {
+		for _, p := range apiPodOnlyPodFields {
+			root.add(p)
+		}
 	}
 	for _, list := range []string{"spec.containers[]", "spec.initContainers[]"} {
 		for _, p := range supportedContainerFields {

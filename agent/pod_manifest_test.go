@@ -39,7 +39,11 @@ var badManifests = []struct {
 	{"unknown field", strings.Replace(goodManifest, "image:", "imagee:", 1), []string{"spec.containers[0].imagee: unknown field"}},
 	{"unsupported lifecycle hook", goodManifest + "    lifecycle:\n      preStop:\n        tcpSocket:\n          port: 80\n", []string{"spec.containers[0].lifecycle.preStop.tcpSocket: Unsupported value: tcpSocket is deprecated and not supported as a lifecycle handler"}},
 	{"probe on a plain init container", strings.Replace(goodManifest, "  containers:", "  initContainers:\n  - name: init\n    image: busybox\n    readinessProbe:\n      exec:\n        command: [\"true\"]\n  containers:", 1), []string{"spec.initContainers[0].readinessProbe"}},
-	{"unsupported volumes", goodManifest + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{"spec.volumes: Unsupported value: Berth does not support volumes yet"}},
+	{"unsupported volume kind", goodManifest + "  volumes:\n  - name: data\n    persistentVolumeClaim: {claimName: data}\n", []string{"spec.volumes[0].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim volumes"}},
+	{"volume without a kind", goodManifest + "  volumes:\n  - name: data\n", []string{"spec.volumes[0]: Required value: must specify a volume type"}},
+	{"mount of a missing volume", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts:\n    - {name: nope, mountPath: /x}\n", 1), []string{`spec.containers[0].volumeMounts[0].name: Not found: "nope"`}},
+	{"subPath escape", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts:\n    - {name: data, mountPath: /x, subPath: ../etc}\n", 1) + "  volumes:\n  - name: data\n    emptyDir: {}\n", []string{`spec.containers[0].volumeMounts[0].subPath: Invalid value: "../etc": must not contain '..'`}},
+	{"bad hostPath type", goodManifest + "  volumes:\n  - name: data\n    hostPath: {path: /x, type: Dir}\n", []string{`spec.volumes[0].hostPath.type: Unsupported value: "Dir"`}},
 	{"empty file", "", []string{"empty manifest"}},
 	{"whitespace only", "  \n\t\n", []string{"empty manifest"}},
 	{"comments only", "# nothing here\n---\n", []string{"empty manifest"}},
@@ -504,8 +508,22 @@ func TestUnsupportedFields(t *testing.T) {
 		mutate func(p *v1.Pod)
 		want   string
 	}{
-		{"volumes", func(p *v1.Pod) { p.Spec.Volumes = []v1.Volume{{Name: "data"}} }, "spec.volumes: Unsupported value: Berth does not support volumes yet"},
-		{"volume mounts", func(p *v1.Pod) { p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d"}} }, "spec.containers[0].volumeMounts: Unsupported value: Berth does not support volumeMounts yet"},
+		{"persistent volume claim", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "c"}}}}
+		}, "spec.volumes[0].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim volumes (persistent volumes) yet"},
+		{"csi", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{CSI: &v1.CSIVolumeSource{Driver: "d"}}}}
+		}, "spec.volumes[0].csi: Unsupported value: Berth does not support csi volumes yet (CSI may come later: see docs/volumes.md)"},
+		{"configMap volume in a static pod", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}}}
+		}, "spec.volumes[0].configMap: Unsupported value: a static pod cannot refer to ConfigMaps"},
+		{"service account token in a static pod", func(p *v1.Pod) {
+			p.Spec.Volumes = []v1.Volume{{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token"}}}}}}}
+		}, "spec.volumes[0].projected.sources[0].serviceAccountToken: Unsupported value: a static pod cannot have service account tokens"},
+		{"recursive read-only mount", func(p *v1.Pod) {
+			rro := v1.RecursiveReadOnlyEnabled
+			p.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{{Name: "d", MountPath: "/d", RecursiveReadOnly: &rro}}
+		}, "spec.containers[0].volumeMounts[0].recursiveReadOnly: Unsupported value"},
 		{"volume devices", func(p *v1.Pod) { p.Spec.Containers[0].VolumeDevices = []v1.VolumeDevice{{Name: "d", DevicePath: "/d"}} }, "spec.containers[0].volumeDevices: Unsupported value"},
 		{"tcpSocket hook", func(p *v1.Pod) {
 			p.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt32(80)}}}
@@ -602,9 +620,21 @@ func TestAPIPodFields(t *testing.T) {
 			t.Errorf("static pod errors %q do not contain %q", got, want)
 		}
 	}
-	pod.Spec.Volumes = []v1.Volume{{Name: "v"}}
-	if errs := unsupportedAPIPodFields(pod); len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.volumes") {
-		t.Errorf("API pod with volumes: %v", errs)
+	pod.Spec.Volumes = []v1.Volume{
+		{Name: "c", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}},
+		{Name: "s", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}},
+		{Name: "t", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
+			{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token"}},
+			{ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+			{DownwardAPI: &v1.DownwardAPIProjection{Items: []v1.DownwardAPIVolumeFile{{Path: "namespace", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}},
+		}}}},
+	}
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 0 {
+		t.Errorf("API pod with configMap, secret and projected volumes: %v", errs)
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, v1.Volume{Name: "v", VolumeSource: v1.VolumeSource{PersistentVolumeClaim: &v1.PersistentVolumeClaimVolumeSource{ClaimName: "x"}}})
+	if errs := unsupportedAPIPodFields(pod); len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.volumes[3].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim") {
+		t.Errorf("API pod with a persistentVolumeClaim: %v", errs)
 	}
 }
 
@@ -612,5 +642,55 @@ func TestTokenizeFieldPath(t *testing.T) {
 	got := fmt.Sprint(tokenizeFieldPath("spec.containers[].resources.limits[example.com/gpu].x"))
 	if want := "[spec containers [] resources limits [example.com/gpu] x]"; got != want {
 		t.Errorf("tokenizeFieldPath = %s, want %s", got, want)
+	}
+}
+
+// TestStaticPodVolumes: the volume kinds static pods may use pass; the rules the API server applies
+// to them hold.
+func TestStaticPodVolumes(t *testing.T) {
+	good := goodManifest + `    volumeMounts:
+    - {name: cache, mountPath: /cache}
+    - {name: cache, mountPath: /sub, subPath: a/b, readOnly: true}
+    - {name: host, mountPath: /host, mountPropagation: HostToContainer}
+    - {name: info, mountPath: /info}
+    - {name: proj, mountPath: /proj, subPathExpr: "$(POD)"}
+  volumes:
+  - {name: cache, emptyDir: {medium: Memory, sizeLimit: 10Mi}}
+  - {name: host, hostPath: {path: /srv, type: DirectoryOrCreate}}
+  - name: info
+    downwardAPI:
+      defaultMode: 0400
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: cpu, resourceFieldRef: {containerName: app, resource: limits.cpu}}
+  - name: proj
+    projected:
+      sources:
+      - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}
+`
+	if _, err := parseManifest([]byte(good)); err != nil {
+		t.Fatalf("good volumes refused: %v", err)
+	}
+	bad := []struct{ name, manifest, want string }{
+		{"duplicate volume", goodManifest + "  volumes:\n  - {name: a, emptyDir: {}}\n  - {name: a, emptyDir: {}}\n", `spec.volumes[1].name: Duplicate value: "a"`},
+		{"two kinds", goodManifest + "  volumes:\n  - {name: a, emptyDir: {}, hostPath: {path: /x}}\n", "spec.volumes[0]: Forbidden: may not specify more than 1 volume type"},
+		{"hostPath without path", goodManifest + "  volumes:\n  - {name: a, hostPath: {path: \"\"}}\n", "spec.volumes[0].hostPath.path: Required value"},
+		{"bad medium", goodManifest + "  volumes:\n  - {name: a, emptyDir: {medium: Disk}}\n", `spec.volumes[0].emptyDir.medium: Unsupported value: "Disk"`},
+		{"downward status field", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: ip, fieldRef: {fieldPath: status.podIP}}]}}\n", `spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "status.podIP"`},
+		{"downward mode", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: nm, mode: 01000, fieldRef: {fieldPath: metadata.name}}]}}\n", "spec.volumes[0].downwardAPI.items[0].mode: Invalid value: 512"},
+		{"downward absolute path", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: /n, fieldRef: {fieldPath: metadata.name}}]}}\n", `spec.volumes[0].downwardAPI.items[0].path: Invalid value: "/n": must be a relative path`},
+		{"resource of an unknown container", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: c, resourceFieldRef: {containerName: nope, resource: limits.cpu}}]}}\n", `containerName: Not found: "nope"`},
+		{"bidirectional unprivileged", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a, mountPropagation: Bidirectional}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers"},
+		{"inline struct in a type error", goodManifest + "  volumes:\n  - {name: a, downwardAPI: {items: [{path: true}]}}\n", "spec.volumes.downwardAPI.items.path: must be a string, not true or false"},
+		{"subPath and subPathExpr", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a, subPath: xx, subPathExpr: yy}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", "subPathExpr and subPath are mutually exclusive"},
+		{"duplicate mountPath", strings.Replace(goodManifest, "    image: nginx:1.27\n", "    image: nginx:1.27\n    volumeMounts: [{name: a, mountPath: /a}, {name: a, mountPath: /a}]\n", 1) + "  volumes:\n  - {name: a, emptyDir: {}}\n", `spec.containers[0].volumeMounts[1].mountPath: Invalid value: "/a": must be unique`},
+		{"secret in a static pod", goodManifest + "  volumes:\n  - {name: a, secret: {secretName: s}}\n", "spec.volumes[0].secret: Unsupported value: a static pod cannot refer to Secrets"},
+		{"empty projection", goodManifest + "  volumes:\n  - {name: a, projected: {sources: [{}]}}\n", "spec.volumes[0].projected.sources[0]: Required value: must specify exactly one projection source"},
+	}
+	for _, tc := range bad {
+		_, err := parseManifest([]byte(tc.manifest))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.name, err, tc.want)
+		}
 	}
 }

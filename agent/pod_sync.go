@@ -51,10 +51,11 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 	if podIsTerminal(&pre) || terminal(s.pod) {
 		// Done for good: free the sandbox's network (as the kubelet does), keep the containers for
 		// their logs and exit codes until the pod is removed. Whatever still runs (the sidecars of
-		// a pod whose regular init container failed under restartPolicy Never) is stopped first,
-		// gracefully.
+		// a pod whose regular init container failed under restartPolicy Never, an evicted pod's
+		// containers) is stopped first, gracefully.
+		grace := s.w.gracePeriod() // a kill's (eviction, node shutdown) when shorter
 		if running := s.running(); len(running) > 0 {
-			if err := s.w.stopContainers(ctx, s.pod, s.rt, running, s.w.gracePeriod(), killingMessage); err != nil {
+			if err := s.w.stopContainers(ctx, s.pod, s.rt, running, grace, killingMessage); err != nil {
 				s.err = err.Error()
 				s.requeueIn(time.Second)
 				return true
@@ -67,6 +68,9 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 			}
 			return true
 		}
+		return false
+	}
+	if !s.setUpVolumes(ctx) {
 		return false
 	}
 	if !s.rt.sandboxReady() {
@@ -387,6 +391,22 @@ func (s *podSync) startContainer(ctx context.Context, c *v1.Container, typ strin
 		return false
 	}
 	s.reportInvalidEnvFromKeys(c, configMaps, secrets)
+	if len(c.VolumeMounts) > 0 {
+		if m.volumes == nil {
+			createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerConfig, Message: "volumes need a root directory"})
+			return false
+		}
+		vars := make(map[string]string, len(cfg.Envs))
+		for _, kv := range cfg.Envs {
+			vars[kv.Key] = string(kv.Value)
+		}
+		mounts, err := m.volumes.ContainerMounts(s.pod, c, vars)
+		if err != nil {
+			createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerConfig, Message: err.Error()})
+			return false
+		}
+		cfg.Mounts = append(mounts, cfg.Mounts...)
+	}
 	mount, err := terminationMessageMount(m.cfg.RootDir, s.w.uid, c, restartCount)
 	if err != nil {
 		createFailed(&v1.ContainerStateWaiting{Reason: reasonCreateContainerError, Message: err.Error()})
@@ -587,4 +607,55 @@ func (s *podSync) collectGarbage(ctx context.Context) {
 			s.log.Warn("removing dead sandbox failed", "sandbox", sb.Id, "err", err)
 		}
 	}
+}
+
+// setUpVolumes makes the pod's volumes ready before anything of the pod starts, and on every later
+// sync refreshes the files of the volumes built from the API (configMap, secret, downwardAPI,
+// projected). It reports whether the sync may go on. A failure is the kubelet's FailedMount: an
+// event per distinct message, the pod's last error, retried with back-off. Until the volumes have
+// been set up once, nothing of the pod starts; after that, a failed refresh (a ConfigMap deleted,
+// the API server away) leaves the files as they were and the pod is managed as usual, as with the
+// kubelet.
+func (s *podSync) setUpVolumes(ctx context.Context) bool {
+	if len(s.pod.Spec.Volumes) == 0 {
+		return true
+	}
+	m := s.w.m
+	if m.volumes == nil {
+		s.err = "volumes need a root directory"
+		return false
+	}
+	key := s.w.key("volumes")
+	if left := m.createBackoff.waitSinceUpdate(key); left > 0 && s.w.lastMountErr != "" {
+		s.err = s.w.lastMountErr
+		s.requeueIn(left)
+		return s.w.volumesReady
+	}
+	errs := m.volumes.SetUp(ctx, s.pod)
+	if len(errs) == 0 {
+		if s.w.lastMountErr != "" {
+			m.createBackoff.forget(key)
+		}
+		s.w.lastMountErr = ""
+		s.w.reportedMountErr = map[string]bool{}
+		s.w.volumesReady = true
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+		if !s.w.reportedMountErr[msgs[i]] {
+			s.w.reportedMountErr[msgs[i]] = true
+			s.log.Error("volume setup failed", "volume", e.Volume, "err", e.Err)
+			s.w.event(s.pod, "", v1.EventTypeWarning, "FailedMount", "%s", msgs[i])
+		}
+	}
+	s.err = "FailedMount: " + strings.Join(msgs, "; ")
+	s.w.lastMountErr = s.err
+	m.createBackoff.next(key, m.clock.Now())
+	s.requeueIn(time.Second)
+	return s.w.volumesReady
 }

@@ -25,7 +25,8 @@ import (
 //	                        │      │ (relist,                              preStop hooks, stop apps
 //	                        └──────┘  timer,                               then sidecars (grace),
 //	                     one step per sync;                                stop + remove sandboxes,
-//	                     requeued on back-off                              remove logs and pod dir;
+//	                     requeued on back-off                              unmount volumes, remove
+//	                     (volumes set up first)                            logs and pod dir;
 //	                                                                       retried until it succeeds
 //
 // A pod that replaces another of the same namespace/name (an edited static pod gets a new UID) waits
@@ -40,7 +41,8 @@ type podWorker struct {
 	removed   bool
 	orphan    orphanInfo
 	cancelRun context.CancelFunc // cancels the sync in progress when the pod is removed
-	// killed is set by setKill (a node shutdown): the pod is stopped and reported Failed for good.
+	// killed is set by setKill (a node shutdown, an eviction): the pod is stopped and reported Failed
+	// for good.
 	killed *podKill
 
 	wakeCh  chan struct{}
@@ -64,6 +66,13 @@ type podWorker struct {
 	// reportedBackOff and reportedPresent keep events to one per occurrence, not one per sync.
 	reportedBackOff map[string]string
 	reportedPresent map[string]bool
+	// lastMountErr is the volume setup error shown during its back-off; reportedMountErr holds the
+	// FailedMount messages already sent as events.
+	lastMountErr     string
+	reportedMountErr map[string]bool
+	// volumesReady is set once every volume of the pod was set up: from then on a failed refresh
+	// no longer holds the pod back.
+	volumesReady bool
 }
 
 // orphanInfo describes a pod found in the runtime that no source wants, from its sandbox labels.
@@ -84,6 +93,7 @@ func newPodWorker(m *podWorkers, uid types.UID, pod *v1.Pod) *podWorker {
 		lastCreateWaiting: map[string]*v1.ContainerStateWaiting{},
 		reportedBackOff:   map[string]string{},
 		reportedPresent:   map[string]bool{},
+		reportedMountErr:  map[string]bool{},
 	}
 	ns, name := w.names()
 	w.log = m.log.With("pod", ns+"/"+name, "uid", string(uid))
@@ -419,9 +429,11 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 			return fmt.Errorf("remove pod logs: %w", err)
 		}
 	}
-	if m.cfg.RootDir != "" {
-		if err := os.RemoveAll(podDir(m.cfg.RootDir, w.uid)); err != nil {
-			return fmt.Errorf("remove pod directory: %w", err)
+	if m.volumes != nil { // there is a root directory
+		// Unmounts the pod's volumes (tmpfs, subPath bind mounts) before removing the directory:
+		// a removal never goes through a mount.
+		if err := m.volumes.TearDown(w.uid); err != nil {
+			return fmt.Errorf("tear down volumes: %w", err)
 		}
 	}
 	return nil

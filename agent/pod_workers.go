@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/probes"
+	"github.com/berth-dev/berth/volumes"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -34,6 +35,9 @@ type podWorkers struct {
 	hooks *hookRunner
 	// env fetches the ConfigMaps and Secrets of API pods' environments; nil in standalone mode.
 	env *envSources
+	// volumes sets up and tears down pods' volumes; nil without a root directory (unit tests),
+	// where pods with volumes cannot start.
+	volumes *volumes.Manager
 
 	// exits wakes a worker the moment a container of its pod exits (nil: the relist alone does).
 	exits *exitWatcher
@@ -70,8 +74,22 @@ func newPodWorkers(ctx context.Context, cfg *Config, store *statusStore) (*podWo
 		finished:          map[types.UID]bool{},
 		hooks:             newHookRunner(cfg.Runtime, cfg.Clock),
 	}
+	var objects volumes.APIObjects
 	if cfg.Cluster != nil {
 		m.env = newEnvSources(cfg.Cluster.Client, cfg.Clock)
+		objects = newVolumeObjects(cfg.Cluster.Client, cfg.Clock)
+	}
+	if cfg.RootDir != "" {
+		vm, err := volumes.NewManager(volumes.Config{
+			RootDir:            cfg.RootDir,
+			Objects:            objects,
+			NodeMemoryCapacity: cfg.NodeMemoryCapacity,
+			Clock:              cfg.Clock,
+		})
+		if err != nil {
+			return nil, err
+		}
+		m.volumes = vm
 	}
 	prober, err := probes.NewManager(probes.ManagerConfig{
 		Exec:     cfg.Runtime,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/metrics"
+	"github.com/berth-dev/berth/volumes"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
@@ -140,7 +141,9 @@ func (r *relist) cleanupPodDirs(inRuntime map[types.UID]string) {
 		if _, ok := inRuntime[uid]; ok || r.workers.known(uid) {
 			continue
 		}
-		if err := os.RemoveAll(podDir(root, uid)); err != nil {
+		// Unmount first (tmpfs volumes, subPath bind mounts): a removal must never go through a
+		// mount into a hostPath.
+		if err := volumes.RemovePodDir(podDir(root, uid)); err != nil {
 			r.log.Warn("removing a pod directory left behind failed", "uid", string(uid), "err", err)
 		} else {
 			r.log.Info("removed a pod directory left behind", "uid", string(uid))

@@ -339,12 +339,21 @@ func subscript(path, field string) (string, bool) {
 // Requests left unset are the limit (the API server defaults a missing request to the limit),
 // else 0.
 func resourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, nodeMemoryCapacity int64) (string, error) {
+	return ResourceFieldValue(pod, c, ref, nodeMemoryCapacity)
+}
+
+// ResourceFieldValue is resourceFieldValue for the other users of the downward API (volumes): c
+// is the container the reference is evaluated for, or nil when ref names its container.
+func ResourceFieldValue(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, nodeMemoryCapacity int64) (string, error) {
 	target := c
-	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+	if ref.ContainerName != "" && (c == nil || ref.ContainerName != c.Name) {
 		target = findContainer(pod, ref.ContainerName)
 		if target == nil {
 			return "", fmt.Errorf("resourceFieldRef %s: no container %q in the pod", ref.Resource, ref.ContainerName)
 		}
+	}
+	if target == nil {
+		return "", fmt.Errorf("resourceFieldRef %s: containerName is required", ref.Resource)
 	}
 	kind, name, ok := strings.Cut(ref.Resource, ".")
 	if !ok || (kind != "limits" && kind != "requests") {

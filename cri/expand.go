@@ -55,3 +55,9 @@ func mapLookup(vars map[string]string) func(string) (string, bool) {
 		return v, ok
 	}
 }
+
+// ExpandVars expands $(VAR) references in s with vars, by the rules of a container's command
+// (subPathExpr uses them too): unknown variables stay as written, $$ is a literal $.
+func ExpandVars(s string, vars map[string]string) string {
+	return expand(s, mapLookup(vars))
+}

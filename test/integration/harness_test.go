@@ -103,6 +103,9 @@ func newEnv(t *testing.T) *env {
 			}
 		}
 		e.removeAllPods()
+		// A test that failed before its pods were removed through Berth leaves their volume mounts
+		// (tmpfs, subPath bind mounts) behind: unmount them, or the machine keeps them.
+		unmountUnder(t, e.rootDir)
 		rt.Close()
 	})
 	return e

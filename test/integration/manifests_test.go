@@ -34,7 +34,7 @@ func TestBadManifests(t *testing.T) {
 		"bad-name.yaml":      {strings.Replace(good, "name: x", "name: Bad_Name", 1), "metadata.name: Invalid value"},
 		"unknown-field.yaml": {strings.Replace(good, "image:", "imagee:", 1), "spec.containers[0].imagee: unknown field"},
 		"z-duplicate.yaml":   {shPod("good-a", "Always", "exec sleep 3600"), "duplicate"},
-		"unsupported.yaml":   {good + "  volumes:\n  - {name: data, emptyDir: {}}\n", "spec.volumes: Unsupported value: Berth does not support volumes yet"},
+		"unsupported.yaml":   {good + "  volumes:\n  - {name: data, persistentVolumeClaim: {claimName: data}}\n", "spec.volumes[0].persistentVolumeClaim: Unsupported value: Berth does not support persistentVolumeClaim volumes"},
 		"empty.yaml":         {"", "empty manifest"},
 		"huge.yaml":          {good + "# " + strings.Repeat("x", 2<<20) + "\n", "larger than the limit"},
 	}
