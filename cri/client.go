@@ -192,6 +192,18 @@ func (c *Client) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) 
 	return r.Status, nil
 }
 
+// StatusInfo is the runtime's verbose status information: what it reports about itself (containerd:
+// "config", its CRI configuration as JSON, among others). Empty when the runtime reports nothing.
+func (c *Client) StatusInfo(ctx context.Context) (map[string]string, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return nil, wrap("Status", err)
+	}
+	return r.Info, nil
+}
+
 // RunPodSandbox creates and starts a sandbox and returns its ID.
 func (c *Client) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	ctx, cancel := c.ctx(ctx)
