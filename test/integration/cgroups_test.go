@@ -258,39 +258,48 @@ func TestCgroupsOrphansRemovedAtStartup(t *testing.T) {
 }
 
 // TestCgroupsForkBombContained: a pod that forks without end under podPidsLimit stops at the
-// limit (pids.max of its pod cgroup), and the node goes on: another pod starts, and the bomb's pod
-// is deleted cleanly.
+// limit (pids.max of its pod cgroup: forks are refused, the container's pids.events counts them),
+// and the node goes on: another pod starts, and the bomb's pod is deleted cleanly.
 func TestCgroupsForkBombContained(t *testing.T) {
 	e := newEnv(t)
 	const limit = 40
 	e.appendConfigLines(fmt.Sprintf("podPidsLimit: %d\n", limit))
 	e.start()
-	// A shell that starts sleepers until fork fails, then keeps trying.
-	e.writeManifest("bomb.yaml", shPod("bomb", "Always", "while true; do sleep 3600 & done"))
+	// The inner shell forks sleepers until fork fails (busybox sh then exits); the container's
+	// init stays, with the sleepers, so the pod sits at its limit.
+	e.writeManifest("bomb.yaml", shPod("bomb", "Always", `sh -c "while true; do sleep 3600 & done"; exec sleep 3600`))
 	l := e.waitPods("bomb Running", 20*time.Second, podRunning("bomb"))
-	dir := "kubepods/besteffort/pod" + findPod(l, "bomb").UID
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cur := atoi(e.mustCgFile("pids", dir, "pids.current"))
-		events := e.mustCgFile("pids", dir, "pids.events") // "max N": forks refused at the limit
-		if cur == limit && events != "max 0" {
-			t.Logf("pids.current %d, pids.events %q", cur, events)
-			break
-		}
-		if cur > limit {
-			t.Fatalf("pids.current %d above pids.max %d", cur, limit)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the fork bomb did not reach the limit in 20 s: pids.current %d, pids.events %q", cur, events)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	bomb := findPod(l, "bomb")
+	dir := "kubepods/besteffort/pod" + bomb.UID
+	ctrDir := dir + "/" + bomb.Containers[0].ID
 	if got := e.mustCgFile("pids", dir, "pids.max"); got != strconv.Itoa(limit) {
 		t.Fatalf("pod pids.max = %s, want %d", got, limit)
 	}
-	// The node is fine: a new pod starts while the bomb keeps trying.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cur := atoi(e.mustCgFile("pids", dir, "pids.current"))
+		events := e.mustCgFile("pids", ctrDir, "pids.events") // "max N": forks refused at the limit
+		if cur > limit {
+			t.Fatalf("pids.current %d above pids.max %d", cur, limit)
+		}
+		if cur >= limit-2 && events != "max 0" {
+			t.Logf("pod pids.current %d of %d; container pids.events %q", cur, limit, events)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fork bomb did not reach the limit in 20 s: pids.current %d, container pids.events %q", cur, events)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The node is fine: a new pod starts; the bomb's pod runs on, at its limit, not restarted.
 	e.writeManifest("after.yaml", shPod("after", "Always", "exec sleep 3600"))
-	e.waitPods("after Running", 20*time.Second, podRunning("after"))
+	l = e.waitPods("after Running", 20*time.Second, podRunning("after"))
+	if p := findPod(l, "bomb"); p.Restarts != 0 || p.Phase != "Running" {
+		t.Errorf("bomb: phase %s, restarts %d; want Running, 0", p.Phase, p.Restarts)
+	}
+	if cur := atoi(e.mustCgFile("pids", dir, "pids.current")); cur > limit || cur < limit-2 {
+		t.Errorf("bomb pod pids.current %d, want at its limit %d", cur, limit)
+	}
 	e.removeManifest("bomb.yaml")
 	e.waitPods("bomb gone", 30*time.Second, func(l agent.PodList) bool { return findPod(l, "bomb") == nil })
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", e.cgroupRoot, dir)); !os.IsNotExist(err) {
