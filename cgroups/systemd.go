@@ -225,3 +225,26 @@ func (s *systemdBackend) children(n Name) ([]string, error) {
 }
 
 func (s *systemdBackend) parent(n Name) string { return n.SystemdSlice() }
+
+// SystemdBusAt connects to the D-Bus bus at address ("unix:path=/run/dbus/system_bus_socket"),
+// for a systemd that is not the one on the default system bus (tests run one in namespaces of its
+// own: test/env/systemd-ns.sh).
+func SystemdBusAt(address string) SystemdConnector {
+	return func(ctx context.Context) (*sddbus.Conn, error) {
+		return sddbus.NewConnection(func() (*godbus.Conn, error) {
+			conn, err := godbus.Dial(address, godbus.WithContext(ctx))
+			if err != nil {
+				return nil, err
+			}
+			if err := conn.Auth(nil); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			if err := conn.Hello(); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return conn, nil
+		})
+	}
+}
