@@ -110,3 +110,31 @@ func TestPodCgroupFailureBlocksTheSandbox(t *testing.T) {
 		t.Errorf("%d sandboxes created without a pod cgroup", len(sbs))
 	}
 }
+
+// TestTerminalPodCgroupRemoved: a pod that completed (restartPolicy Never) has its cgroup removed
+// once its sandbox is stopped, before the pod itself is removed.
+func TestTerminalPodCgroupRemoved(t *testing.T) {
+	cg := &fakeCgroups{}
+	n := newFakeNodeWithCgroups(t, cg, map[string]string{"job.yaml": pod("job", "Never", "")})
+	l := n.waitView("running", runningWith("job", 0))
+	uid := types.UID(viewPod(l, "job").UID)
+	sbs, _ := n.rt.ListPodSandbox(context.Background(), nil)
+	cs, _ := n.rt.ListContainers(context.Background(), nil)
+	if len(sbs) != 1 || len(cs) != 1 {
+		t.Fatalf("%d sandboxes, %d containers", len(sbs), len(cs))
+	}
+	if err := n.srv.SetContainerExited(cs[0].Id, 0, "Completed"); err != nil {
+		t.Fatal(err)
+	}
+	n.stepUntil("Succeeded", func(l PodList) bool { p := viewPod(l, "job"); return p != nil && p.Phase == "Succeeded" })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, removed := cg.snapshot(); slices.Contains(removed, uid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the completed pod's cgroup was not removed")
+		}
+		n.tick(time.Second)
+	}
+}

@@ -67,6 +67,14 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 			}
 			return true
 		}
+		if cg := s.w.m.cfg.Cgroups; cg != nil {
+			// Nothing of the pod runs any more: its cgroup goes now, as with the kubelet (the
+			// burstable class stops counting its request), not when the pod is removed.
+			if err := cg.RemovePod(s.w.uid); err != nil {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+			}
+		}
 		return false
 	}
 	if !s.rt.sandboxReady() {
