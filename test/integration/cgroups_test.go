@@ -309,7 +309,7 @@ func TestCgroupsForkBombContained(t *testing.T) {
 
 // TestCgroupsOOMKilled: a container that allocates past its memory limit is killed by the kernel's
 // OOM killer; its status says OOMKilled with exit code 137, and with restartPolicy Always it is
-// restarted.
+// restarted. The Failed pod's cgroup is removed.
 func TestCgroupsOOMKilled(t *testing.T) {
 	e := newEnv(t)
 	e.start()
@@ -337,6 +337,15 @@ spec:
 	c := findPod(l, "hog-never").Containers[0]
 	if c.State != "exited" || c.Reason != "OOMKilled" || c.ExitCode == nil || *c.ExitCode != 137 {
 		t.Fatalf("hog-never container: state %s reason %q exitCode %v, want exited OOMKilled 137", c.State, c.Reason, c.ExitCode)
+	}
+	// A terminal pod's cgroup goes once nothing of it runs, before the pod is removed.
+	neverDir := filepath.Join("/sys/fs/cgroup/memory", e.cgroupRoot, "kubepods/burstable/pod"+findPod(l, "hog-never").UID)
+	deadline := time.Now().Add(15 * time.Second)
+	for cgExists(neverDir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Failed pod's cgroup %s is still there", neverDir)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	l = e.waitPods("hog-always restarted", 60*time.Second, func(l agent.PodList) bool {
 		p := findPod(l, "hog-always")
