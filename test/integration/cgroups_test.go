@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -365,5 +366,32 @@ spec:
 	}
 	if !found {
 		t.Errorf("no OOMKilled (137) instance of hog-always in the runtime")
+	}
+}
+
+// TestCgroupsDriverMismatch: Berth refuses to start with a cgroup driver other than the runtime's
+// (containerd reports SystemdCgroup in its verbose CRI status), and says what to change.
+func TestCgroupsDriverMismatch(t *testing.T) {
+	e := newEnv(t)
+	cmd := exec.Command(e.bin, "--config", e.config, "--container-runtime-endpoint", e.endpoint,
+		"--root-dir", e.rootDir, "--hostname-override", e.nodeName, "--cgroup-driver", "systemd", "--cgroup-root", "/")
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("berth with the wrong cgroup driver did not exit:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("berth with the wrong cgroup driver exited 0:\n%s", out)
+	}
+	for _, want := range []string{"cgroup driver mismatch", `runtime uses "cgroupfs"`, "SystemdCgroup = true", "cgroupDriver: cgroupfs"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not say %q (exit: %v):\n%s", want, err, out)
+		}
 	}
 }
