@@ -18,13 +18,13 @@
 //
 // The life of a pod cgroup:
 //
-//	            EnsurePod (every sync; the first before the sandbox)
-//	 (none) ───────────────────────────▶ present, with the pod's limits ──▶ CgroupParent of the sandbox
-//	   ▲                                        │
-//	   │ RemovePod: the pod is removed, or      │ the runtime makes the sandbox's and containers'
-//	   │ terminal with its sandbox stopped;     │ cgroups under it, and removes them, not the pod's
-//	   │ CleanupOrphans: no worker and nothing  │
-//	   └─ in the runtime (startup, each minute) ┘
+//	           EnsurePod (every sync; the first before the sandbox)
+//	(none) ───────────────────────────▶ present, with the pod's limits ──▶ CgroupParent of the sandbox
+//	  ▲                                        │
+//	  │ RemovePod: the pod is removed, or      │ the runtime makes the sandbox's and containers'
+//	  │ terminal with its sandbox stopped;     │ cgroups under it, and removes them, not the pod's
+//	  │ CleanupOrphans: no worker and nothing  │
+//	  └─ in the runtime (startup, each minute) ┘
 //
 // Every EnsurePod and RemovePod of a burstable pod rewrites the burstable class's cpu.shares.
 // CheckRuntimeDriver compares the driver with the one the runtime reports. docs/cgroups.md has the
