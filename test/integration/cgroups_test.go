@@ -79,7 +79,8 @@ func sleepContainer(name, resources string) string {
 // in every v1 controller, with the kubelet's pod-level cpu.shares, CFS quota, memory limit and
 // pids limit, their containers below with the container-level values; kubepods has node
 // allocatable (capacity - kubeReserved - systemReserved), burstable the sum of its pods' requests,
-// besteffort 2; pod cgroups are gone after deletion and burstable's shares follow.
+// besteffort 2; a restarted Berth adopts the pods and their cgroups; pod cgroups are gone after
+// deletion and burstable's shares follow.
 func TestCgroupsQOSHierarchy(t *testing.T) {
 	e := newEnv(t)
 	e.appendConfigLines("podPidsLimit: 100\nkubeReserved:\n  memory: 1Gi\n  cpu: 200m\nsystemReserved:\n  cpu: 300m\n  pid: \"1000\"\n")
@@ -187,12 +188,44 @@ func TestCgroupsQOSHierarchy(t *testing.T) {
 		t.Errorf("burstable class cpu.shares = %s, want 153 (the sum of its pods' requests, 150m)", got)
 	}
 
+	// A restarted Berth (kill -9) adopts the pods: their cgroups stay, nothing is recreated, and
+	// the burstable class's shares count them again.
+	before := map[string]string{}
+	for _, name := range []string{"guaranteed", "burstable", "besteffort"} {
+		for _, c := range findPod(l, name).Containers {
+			before[c.Name+"@"+name] = c.ID
+		}
+	}
+	e.kill9()
+	e.start()
+	deadline := time.Now().Add(15 * time.Second)
+	for e.mustCgFile("cpu", "kubepods/burstable", "cpu.shares") != "153" {
+		if time.Now().After(deadline) {
+			t.Fatalf("burstable class cpu.shares after a restart = %s, want 153", e.mustCgFile("cpu", "kubepods/burstable", "cpu.shares"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l = e.waitPods("all three Running after the restart", 15*time.Second, func(l agent.PodList) bool {
+		return podRunning("guaranteed")(l) && podRunning("burstable")(l) && podRunning("besteffort")(l)
+	})
+	for _, name := range []string{"guaranteed", "burstable", "besteffort"} {
+		for _, c := range findPod(l, name).Containers {
+			if before[c.Name+"@"+name] != c.ID {
+				t.Errorf("%s/%s was recreated after the restart", name, c.Name)
+			}
+		}
+		if !cgExists(filepath.Join("/sys/fs/cgroup/memory", e.cgroupRoot, podDir[name])) {
+			t.Errorf("%s: pod cgroup gone after the restart", name)
+		}
+	}
+	check("guaranteed pod after the restart", podDir["guaranteed"], want{"256", "25000", "67108864", "100"})
+
 	// Deletion: the pod cgroups go (in every hierarchy), and the burstable class's shares follow.
 	for _, f := range []string{"guaranteed.yaml", "burstable.yaml", "besteffort.yaml"} {
 		e.removeManifest(f)
 	}
 	e.waitPods("no pods", 30*time.Second, func(l agent.PodList) bool { return len(l.Pods) == 0 })
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		var left []string
 		for _, d := range podDir {
