@@ -46,17 +46,25 @@ func RuntimeDriver(info map[string]string) (driver Driver, where string, ok bool
 	return "", "", false
 }
 
-// CheckRuntimeDriver compares Berth's driver with the runtime's, when the runtime reports it, and
-// says what to change when they differ. Two drivers managing one hierarchy fight over it, so a
-// mismatch is an error at startup.
+// CheckRuntimeDriver compares Berth's driver with the runtime's, when the runtime's verbose status
+// information reports it, and says what to change when they differ. Two drivers managing one
+// hierarchy fight over it, so a mismatch is an error at startup.
 func CheckRuntimeDriver(want Driver, info map[string]string) error {
 	got, where, ok := RuntimeDriver(info)
-	if !ok || got == want {
+	if !ok {
+		return nil
+	}
+	return CheckDriver(want, got, where)
+}
+
+// CheckDriver compares Berth's driver with got, the runtime's as read from where.
+func CheckDriver(want, got Driver, where string) error {
+	if got == want {
 		return nil
 	}
 	set := "true"
 	if want == DriverCgroupfs {
 		set = "false"
 	}
-	return fmt.Errorf("cgroup driver mismatch: Berth uses %q (cgroupDriver / --cgroup-driver) but the runtime uses %q (%s): set SystemdCgroup = %s in the runtime's config and restart it, or set cgroupDriver: %s", want, got, where, set, got)
+	return fmt.Errorf("cgroup driver mismatch: Berth uses %q (cgroupDriver / --cgroup-driver) but the runtime uses %q (%s): make the runtime use %s (containerd: SystemdCgroup = %s in the runc runtime's options) and restart it, or set cgroupDriver: %s", want, got, where, want, set, got)
 }

@@ -48,11 +48,7 @@ func newPodCgroups(ctx context.Context, c *Configuration, rootDir string, client
 	if err != nil {
 		return nil, err
 	}
-	info, err := client.StatusInfo(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("asking the runtime for its cgroup driver: %w", err)
-	}
-	if err := cgroups.CheckRuntimeDriver(driver, info); err != nil {
+	if err := checkRuntimeDriver(ctx, driver, client); err != nil {
 		return nil, err
 	}
 	capacity, err := agent.MachineCapacity(rootDir)
@@ -77,4 +73,22 @@ func newPodCgroups(ctx context.Context, c *Configuration, rootDir string, client
 	log.Info("pod cgroups ready", "driver", driver, "kubepods", m.KubepodsParent(),
 		"limits", cgroups.NodeResourceConfig(kubepods).String(), "enforceNodeAllocatable", c.EnforceNodeAllocatable)
 	return m, nil
+}
+
+// checkRuntimeDriver compares the cgroup driver with the runtime's: from the CRI RuntimeConfig call
+// when the runtime implements it (as the kubelet asks), else from its verbose status (containerd
+// 1.x reports its configuration there). A runtime that reports neither is not checked.
+func checkRuntimeDriver(ctx context.Context, driver cgroups.Driver, client *cri.Client) error {
+	got, err := client.RuntimeCgroupDriver(ctx)
+	if err != nil {
+		return fmt.Errorf("asking the runtime for its cgroup driver: %w", err)
+	}
+	if got != "" {
+		return cgroups.CheckDriver(driver, cgroups.Driver(got), "reported by the runtime's CRI RuntimeConfig")
+	}
+	info, err := client.StatusInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("asking the runtime for its cgroup driver: %w", err)
+	}
+	return cgroups.CheckRuntimeDriver(driver, info)
 }
