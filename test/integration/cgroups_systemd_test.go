@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,34 +17,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// systemdNS starts a real systemd in namespaces of its own (test/env/systemd-ns.sh) and returns
-// its system bus address and, per v1 controller, the host directory of its root cgroup.
-func systemdNS(t *testing.T) (bus string, cgroupDirs map[string]string) {
+// systemdCgroupDirs is, per v1 controller, the host directory of the root cgroup of a systemd
+// started by startSystemdNS (test/env/systemd-ns.sh lists them in DIR/cgroups).
+func systemdCgroupDirs(t *testing.T, s *systemdNS) map[string]string {
 	t.Helper()
-	script, err := filepath.Abs("../env/systemd-ns.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	out, err := exec.Command(script, "up", dir).CombinedOutput()
-	t.Cleanup(func() {
-		if out, err := exec.Command(script, "down", dir).CombinedOutput(); err != nil {
-			t.Errorf("systemd-ns.sh down: %v\n%s", err, out)
-		}
-	})
-	if err != nil {
-		t.Fatalf("systemd-ns.sh up: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	bus = "unix:path=" + lines[len(lines)-1]
-	cgroupDirs = map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(mustRead(t, filepath.Join(dir, "cgroups"))))
+	dirs := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(mustRead(t, filepath.Join(s.dir, "cgroups"))))
 	for sc.Scan() {
 		if c, p, ok := strings.Cut(sc.Text(), " "); ok {
-			cgroupDirs[c] = p
+			dirs[c] = p
 		}
 	}
-	return bus, cgroupDirs
+	return dirs
 }
 
 // TestCgroupsSystemdDriver: the systemd driver against a real systemd (252 on the test machines,
@@ -54,7 +37,8 @@ func systemdNS(t *testing.T) (bus string, cgroupDirs map[string]string) {
 // host), the runtime is given kubepods-<class>-pod<uid>.slice, and removal and orphan cleanup stop
 // the slices.
 func TestCgroupsSystemdDriver(t *testing.T) {
-	bus, dirs := systemdNS(t)
+	sns := startSystemdNS(t)
+	bus, dirs := sns.bus, systemdCgroupDirs(t, sns)
 	newManager := func() *cgroups.Manager {
 		unified := false
 		m, err := cgroups.New(cgroups.Config{
