@@ -58,11 +58,28 @@ type Config struct {
 	ShutdownGracePeriodCriticalPods time.Duration
 	Logind                          ShutdownInhibitor
 
+	// Cgroups, when set, owns the pod cgroups (cgroups.Manager): a pod's cgroup is made before its
+	// sandbox and given to the runtime as CgroupParent, and removed once the pod is gone. nil:
+	// sandboxes get no CgroupParent (cgroupsPerQOS false) and the runtime's default parent.
+	Cgroups PodCgroups
+
 	// Cluster, when set, makes Berth a cluster node (API pods, Node, Lease, mirror pods, status).
 	Cluster *ClusterConfig
 
 	Clock  clock.WithTicker
 	Logger *slog.Logger
+}
+
+// PodCgroups is the pod cgroup hierarchy as the agent uses it (cgroups.Manager).
+type PodCgroups interface {
+	// PodParent is the pod's cgroup as the runtime names it (the sandbox's CgroupParent).
+	PodParent(pod *v1.Pod) string
+	// EnsurePod makes the pod's cgroup with the pod's limits (or updates them).
+	EnsurePod(pod *v1.Pod) error
+	// RemovePod removes the pod's cgroup once nothing of the pod runs.
+	RemovePod(uid types.UID) error
+	// CleanupOrphans removes the pod cgroups of pods for which active is false.
+	CleanupOrphans(active func(types.UID) bool) error
 }
 
 // Agent runs the pods its sources want on the local runtime.

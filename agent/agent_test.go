@@ -48,6 +48,14 @@ type recordingRuntime struct {
 	names   map[string]string // container ID → name
 	configs map[string]*runtimeapi.ContainerConfig
 	graceOf map[string]int64 // container name → grace of its last stop
+	parents []string         // CgroupParent of every RunPodSandbox
+}
+
+func (r *recordingRuntime) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	r.mu.Lock()
+	r.parents = append(r.parents, cfg.GetLinux().GetCgroupParent())
+	r.mu.Unlock()
+	return r.Client.RunPodSandbox(ctx, cfg, handler)
 }
 
 func (r *recordingRuntime) note(call string) {

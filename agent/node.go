@@ -579,3 +579,27 @@ func nodeCPUQuantity(cores int64) resource.Quantity {
 }
 
 func nodeBytesQuantity(b int64) resource.Quantity { return *resource.NewQuantity(b, resource.BinarySI) }
+
+// MachineCapacity is what the machine has, read as the Node's capacity is: cpu (logical CPUs),
+// memory (MemTotal), ephemeral-storage (the filesystem of rootDir) and pid (kernel.pid_max). The
+// kubepods cgroup's limits are computed from it with the same kubeReserved and systemReserved as
+// the Node's allocatable, so the two agree (docs/cgroups.md).
+func MachineCapacity(rootDir string) (v1.ResourceList, error) {
+	m, err := readMachineInfo(rootDir)
+	if err != nil {
+		return nil, err
+	}
+	c := v1.ResourceList{
+		v1.ResourceCPU:    nodeCPUQuantity(m.CPUs),
+		v1.ResourceMemory: nodeBytesQuantity(m.MemoryBytes),
+	}
+	if m.EphemeralStorageBytes > 0 {
+		c[v1.ResourceEphemeralStorage] = nodeBytesQuantity(m.EphemeralStorageBytes)
+	}
+	if s := nodeReadFirst("/proc/sys/kernel/pid_max"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+			c["pid"] = *resource.NewQuantity(n, resource.DecimalSI)
+		}
+	}
+	return c, nil
+}

@@ -68,6 +68,14 @@ func (s *podSync) step(ctx context.Context) (acted bool) {
 			}
 			return true
 		}
+		if cg := s.w.m.cfg.Cgroups; cg != nil {
+			// Nothing of the pod runs any more: its cgroup goes now, as with the kubelet (the
+			// burstable class stops counting its request), not when the pod is removed.
+			if err := cg.RemovePod(s.w.uid); err != nil {
+				s.err = err.Error()
+				s.requeueIn(time.Second)
+			}
+		}
 		return false
 	}
 	if !s.setUpVolumes(ctx) {
@@ -194,10 +202,20 @@ func (s *podSync) appsCompleted(sandboxID string) bool {
 
 func (s *podSync) buildSandboxConfig(attempt uint32) error {
 	m := s.w.m
+	var parent string
+	if cg := m.cfg.Cgroups; cg != nil {
+		// The pod cgroup exists, with the pod's limits, before the runtime puts the sandbox and
+		// the containers under it.
+		if err := cg.EnsurePod(s.pod); err != nil {
+			return err
+		}
+		parent = cg.PodParent(s.pod)
+	}
 	cfg, err := cri.PodSandboxConfig(s.pod, cri.SandboxOptions{
-		LogRoot: m.cfg.PodLogsDir,
-		Attempt: attempt,
-		DNS:     s.w.dnsConfig(s.pod),
+		LogRoot:      m.cfg.PodLogsDir,
+		CgroupParent: parent,
+		Attempt:      attempt,
+		DNS:          s.w.dnsConfig(s.pod),
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox config: %w", err)
@@ -240,6 +258,7 @@ func (s *podSync) createSandbox(ctx context.Context) bool {
 	}
 	if err := s.buildSandboxConfig(attempt); err != nil {
 		s.err = err.Error()
+		s.requeueIn(time.Second)
 		return false
 	}
 	if err := os.MkdirAll(s.sandboxConfig.LogDirectory, 0o755); err != nil {

@@ -423,6 +423,12 @@ func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 			return err
 		}
 	}
+	if cg := m.cfg.Cgroups; cg != nil {
+		// The runtime removed the sandbox's and containers' cgroups, not the pod's.
+		if err := cg.RemovePod(w.uid); err != nil {
+			return err
+		}
+	}
 	ns, name := w.names()
 	if name != "" {
 		if err := os.RemoveAll(cri.PodLogDir(m.cfg.PodLogsDir, ns, name, w.uid)); err != nil {

@@ -117,6 +117,7 @@ func (r *relist) once(ctx context.Context) {
 		}
 		if r.count%podDirCleanupEvery == 0 {
 			r.cleanupPodDirs(now)
+			r.cleanupPodCgroups(now)
 		}
 		r.count++
 	}
@@ -124,6 +125,23 @@ func (r *relist) once(ctx context.Context) {
 
 // podDirCleanupEvery is how many relists pass between two looks for pod directories left behind.
 const podDirCleanupEvery = 60
+
+// cleanupPodCgroups removes the pod cgroups of pods that neither a worker nor the runtime knows
+// (left by a Berth that stopped before removing them, or by a pod removed while Berth was down).
+// The first run is right after the sources are ready: orphans found at startup go at once.
+func (r *relist) cleanupPodCgroups(inRuntime map[types.UID]string) {
+	cg := r.workers.cfg.Cgroups
+	if cg == nil {
+		return
+	}
+	err := cg.CleanupOrphans(func(uid types.UID) bool {
+		_, ok := inRuntime[uid]
+		return ok || r.workers.known(uid)
+	})
+	if err != nil {
+		r.log.Warn("removing pod cgroups left behind failed; will retry", "err", err)
+	}
+}
 
 // cleanupPodDirs removes the directories under <rootDir>/pods of pods that neither a worker nor the
 // runtime knows any more (their pod was removed while Berth was down and the runtime lost it too).

@@ -192,6 +192,43 @@ func (c *Client) Status(ctx context.Context) (*runtimeapi.RuntimeStatus, error) 
 	return r.Status, nil
 }
 
+// RuntimeCgroupDriver is the cgroup driver the runtime reports through the CRI RuntimeConfig call
+// ("systemd" or "cgroupfs"), or "" when the runtime does not implement it (containerd before 2.0)
+// or reports no Linux configuration.
+func (c *Client) RuntimeCgroupDriver(ctx context.Context) (string, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
+	if status.Code(err) == codes.Unimplemented {
+		return "", nil
+	}
+	if err != nil {
+		return "", wrap("RuntimeConfig", err)
+	}
+	if r.GetLinux() == nil {
+		return "", nil
+	}
+	switch r.GetLinux().GetCgroupDriver() {
+	case runtimeapi.CgroupDriver_SYSTEMD:
+		return "systemd", nil
+	case runtimeapi.CgroupDriver_CGROUPFS:
+		return "cgroupfs", nil
+	}
+	return "", nil
+}
+
+// StatusInfo is the runtime's verbose status information: what it reports about itself (containerd:
+// "config", its CRI configuration as JSON, among others). Empty when the runtime reports nothing.
+func (c *Client) StatusInfo(ctx context.Context) (map[string]string, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.rt.Status(ctx, &runtimeapi.StatusRequest{Verbose: true})
+	if err != nil {
+		return nil, wrap("Status", err)
+	}
+	return r.Info, nil
+}
+
 // RunPodSandbox creates and starts a sandbox and returns its ID.
 func (c *Client) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	ctx, cancel := c.ctx(ctx)

@@ -6,56 +6,28 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// CPU and OOM constants of the kubelet's documented resource policy.
+// CPU constants of the kubelet's documented resource policy (cgroups owns them).
 const (
-	// MinShares and MaxShares bound cpu.shares (cgroup v1 semantics; the runtime converts to
-	// cgroup v2 cpu.weight).
-	MinShares = 2
-	MaxShares = 262144
-	// SharesPerCPU is cpu.shares for one full CPU.
-	SharesPerCPU = 1024
-	// QuotaPeriod is the CFS period (µs) used with a CPU limit, and MinQuota the smallest quota
-	// the kernel accepts for it (1 ms).
-	QuotaPeriod = 100000
-	MinQuota    = 1000
+	MinShares    = cgroups.MinShares
+	MaxShares    = cgroups.MaxShares
+	SharesPerCPU = cgroups.SharesPerCPU
+	QuotaPeriod  = cgroups.QuotaPeriod
+	MinQuota     = cgroups.MinQuota
+)
 
-	milliCPUPerCPU = 1000
-
-	// OOM score adjustments by QoS class.
+// OOM score adjustments by QoS class.
+const (
 	guaranteedOOMScoreAdj = -997
 	besteffortOOMScoreAdj = 1000
 	burstableMinOOMScore  = 2
 	burstableMaxOOMScore  = 999
 )
 
-// MilliCPUToShares converts a CPU amount in millicores to cpu.shares: 1024 per CPU, at least
-// MinShares (also for 0, no CPU request) and at most MaxShares.
-func MilliCPUToShares(milli int64) uint64 {
-	if milli <= 0 {
-		return MinShares
-	}
-	shares := milli * SharesPerCPU / milliCPUPerCPU
-	switch {
-	case shares < MinShares:
-		return MinShares
-	case shares > MaxShares:
-		return MaxShares
-	}
-	return uint64(shares)
-}
+// MilliCPUToShares is cgroups.MilliCPUToShares: 1024 shares per CPU, within [2, 262144].
+func MilliCPUToShares(milli int64) uint64 { return cgroups.MilliCPUToShares(milli) }
 
-// MilliCPUToQuota converts a CPU limit in millicores to a CFS quota (µs per period µs). A limit of
-// 0 means no limit and gives quota 0 (unlimited); a set limit never gives less than MinQuota.
-func MilliCPUToQuota(milli, period int64) int64 {
-	if milli <= 0 || period <= 0 {
-		return 0
-	}
-	quota := milli * period / milliCPUPerCPU
-	if quota < MinQuota {
-		return MinQuota
-	}
-	return quota
-}
+// MilliCPUToQuota is cgroups.MilliCPUToQuota: the CFS quota of a CPU limit, 0 for none.
+func MilliCPUToQuota(milli, period int64) int64 { return cgroups.MilliCPUToQuota(milli, period) }
 
 // containerResources is the Linux resources of a container: CPU shares from the request (or the
 // limit when there is no request), CFS quota from the limit, the memory limit and the OOM score

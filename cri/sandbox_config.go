@@ -23,7 +23,7 @@ const DefaultTerminationGracePeriodSeconds = 30
 // SandboxOptions carries what the translation cannot read from the pod itself.
 type SandboxOptions struct {
 	LogRoot      string                // root of pod logs, default "/var/log/pods"
-	CgroupParent string                // "" for now (cgroups come later)
+	CgroupParent string                // the pod cgroup (cgroups.Manager.PodParent); "" for the runtime's default
 	Attempt      uint32                // sandbox attempt (0 first)
 	DNS          *runtimeapi.DNSConfig // from DNSConfigForPod
 }

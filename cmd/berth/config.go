@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/cgroups"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +41,13 @@ type Configuration struct {
 	// Graceful node shutdown (docs/systemd.md); 0 = off.
 	ShutdownGracePeriod             metav1.Duration `json:"shutdownGracePeriod,omitempty"`
 	ShutdownGracePeriodCriticalPods metav1.Duration `json:"shutdownGracePeriodCriticalPods,omitempty"`
+
+	// Cgroups (docs/cgroups.md).
+	CgroupDriver           string   `json:"cgroupDriver,omitempty"`
+	CgroupRoot             string   `json:"cgroupRoot,omitempty"`
+	CgroupsPerQOS          *bool    `json:"cgroupsPerQOS,omitempty"`
+	PodPidsLimit           *int64   `json:"podPidsLimit,omitempty"`
+	EnforceNodeAllocatable []string `json:"enforceNodeAllocatable,omitempty"`
 
 	// Cluster mode (with --kubeconfig).
 	NodeStatusUpdateFrequency metav1.Duration   `json:"nodeStatusUpdateFrequency,omitempty"`
@@ -84,7 +92,14 @@ const (
 // defaultConfiguration holds the kubelet's defaults for the fields Berth supports.
 func defaultConfiguration() Configuration {
 	resolv := "/etc/resolv.conf"
+	perQOS := true
+	pidsLimit := int64(-1)
 	c := Configuration{
+		CgroupDriver:                "cgroupfs",
+		CgroupRoot:                  "/",
+		CgroupsPerQOS:               &perQOS,
+		PodPidsLimit:                &pidsLimit,
+		EnforceNodeAllocatable:      []string{"pods"},
 		FileCheckFrequency:          metav1.Duration{Duration: 20 * time.Second},
 		SyncFrequency:               metav1.Duration{Duration: time.Minute},
 		ContainerRuntimeEndpoint:    "unix:///run/containerd/containerd.sock",
@@ -180,6 +195,21 @@ func loadConfigFile(path string, into *Configuration) error {
 	}
 	if c.ClusterDomain != "" {
 		into.ClusterDomain = c.ClusterDomain
+	}
+	if c.CgroupDriver != "" {
+		into.CgroupDriver = c.CgroupDriver
+	}
+	if c.CgroupRoot != "" {
+		into.CgroupRoot = c.CgroupRoot
+	}
+	if c.CgroupsPerQOS != nil {
+		into.CgroupsPerQOS = c.CgroupsPerQOS
+	}
+	if c.PodPidsLimit != nil {
+		into.PodPidsLimit = c.PodPidsLimit
+	}
+	if c.EnforceNodeAllocatable != nil {
+		into.EnforceNodeAllocatable = c.EnforceNodeAllocatable // a set list replaces the default
 	}
 	if c.NodeStatusUpdateFrequency.Duration != 0 {
 		into.NodeStatusUpdateFrequency = c.NodeStatusUpdateFrequency
@@ -308,8 +338,47 @@ func (c *Configuration) validate(where string) error {
 			bad("evictionHard", "%s: %q is neither a quantity nor a percentage", signal, v)
 		}
 	}
+	c.validateCgroups(bad)
 	c.validateServer(bad)
 	return errors.Join(errs...)
+}
+
+func (c *Configuration) validateCgroups(bad func(field, format string, a ...any)) {
+	driver, err := cgroups.ParseDriver(c.CgroupDriver)
+	if err != nil {
+		bad("cgroupDriver", "%q: want cgroupfs or systemd", c.CgroupDriver)
+	} else if _, err := cgroups.ParseRoot(driver, c.CgroupRoot); err != nil {
+		bad("cgroupRoot", "%v", err)
+	}
+	if c.PodPidsLimit != nil && *c.PodPidsLimit < -1 {
+		bad("podPidsLimit", "must be -1 (unlimited) or more, got %d", *c.PodPidsLimit)
+	}
+	for _, e := range c.EnforceNodeAllocatable {
+		switch e {
+		case "pods":
+			if c.CgroupsPerQOS != nil && !*c.CgroupsPerQOS {
+				bad("enforceNodeAllocatable", "\"pods\" needs cgroupsPerQOS: true (set enforceNodeAllocatable: [] or [none])")
+			}
+		case "none":
+			if len(c.EnforceNodeAllocatable) > 1 {
+				bad("enforceNodeAllocatable", "\"none\" must be the only value, got %v", c.EnforceNodeAllocatable)
+			}
+		case "system-reserved", "kube-reserved", "system-reserved-compressible", "kube-reserved-compressible":
+			bad("enforceNodeAllocatable", "%q is not implemented by Berth (it needs systemReservedCgroup / kubeReservedCgroup); use pods", e)
+		default:
+			bad("enforceNodeAllocatable", "unknown value %q (want pods or none)", e)
+		}
+	}
+}
+
+// enforcePods reports whether enforceNodeAllocatable has "pods".
+func (c *Configuration) enforcePods() bool {
+	for _, e := range c.EnforceNodeAllocatable {
+		if e == "pods" {
+			return true
+		}
+	}
+	return false
 }
 
 // resourceList parses kubeReserved/systemReserved ("cpu: 500m").
@@ -343,6 +412,8 @@ type daemonFlags struct {
 	logFormat                string
 	kubeconfig               string
 	nodeLabels               string
+	cgroupDriver             string
+	cgroupRoot               string
 }
 
 func (f *daemonFlags) register(fs *flag.FlagSet) {
@@ -355,6 +426,8 @@ func (f *daemonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of the node's identity (system:node:<name>); without it Berth runs standalone")
+	fs.StringVar(&f.cgroupDriver, "cgroup-driver", "", "cgroup driver: cgroupfs or systemd, as the runtime's (cgroupDriver; default cgroupfs)")
+	fs.StringVar(&f.cgroupRoot, "cgroup-root", "", "root of the pod cgroup hierarchy (cgroupRoot; default /)")
 	fs.StringVar(&f.nodeLabels, "node-labels", "", "labels to add to the Node, key=value pairs separated by commas")
 }
 
@@ -387,6 +460,12 @@ func (f *daemonFlags) resolve(set map[string]bool) (Configuration, error) {
 	}
 	if set["pod-manifest-path"] {
 		c.StaticPodPath = f.podManifestPath
+	}
+	if set["cgroup-driver"] {
+		c.CgroupDriver = f.cgroupDriver
+	}
+	if set["cgroup-root"] {
+		c.CgroupRoot = f.cgroupRoot
 	}
 	return c, c.validate("flags")
 }

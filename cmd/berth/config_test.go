@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -57,7 +60,35 @@ func TestConfigFile(t *testing.T) {
 			},
 		},
 		{name: "unknown field is named", body: "staticPodPath: /x\nstaticPodPth: /y\n", wantErr: `unknown field "staticPodPth"`},
-		{name: "unsupported kubelet field is named", body: "cgroupDriver: systemd\n", wantErr: `unknown field "cgroupDriver"`},
+		{name: "unsupported kubelet field is named", body: "cpuManagerPolicy: static\n", wantErr: `unknown field "cpuManagerPolicy"`},
+		{
+			name: "cgroup defaults are the kubelet's",
+			body: "kind: KubeletConfiguration\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.CgroupDriver != "cgroupfs" || c.CgroupRoot != "/" || !*c.CgroupsPerQOS || *c.PodPidsLimit != -1 ||
+					len(c.EnforceNodeAllocatable) != 1 || c.EnforceNodeAllocatable[0] != "pods" {
+					t.Errorf("cgroup defaults: %+v", c)
+				}
+			},
+		},
+		{
+			name:  "cgroup fields are read; --cgroup-driver and --cgroup-root win",
+			body:  "cgroupDriver: cgroupfs\ncgroupRoot: /file\ncgroupsPerQOS: false\npodPidsLimit: 1024\nenforceNodeAllocatable: []\n",
+			flags: []string{"--cgroup-driver=systemd", "--cgroup-root=/berth.slice"},
+			check: func(t *testing.T, c Configuration) {
+				if c.CgroupDriver != "systemd" || c.CgroupRoot != "/berth.slice" || *c.CgroupsPerQOS || *c.PodPidsLimit != 1024 ||
+					len(c.EnforceNodeAllocatable) != 0 {
+					t.Errorf("cgroup fields: %+v", c)
+				}
+			},
+		},
+		{name: "unknown cgroup driver", body: "cgroupDriver: lxc\n", wantErr: `cgroupDriver: "lxc": want cgroupfs or systemd`},
+		{name: "relative cgroupRoot", body: "cgroupRoot: kubepods\n", wantErr: "cgroupRoot"},
+		{name: "systemd cgroupRoot must be a slice", body: "cgroupDriver: systemd\ncgroupRoot: /berth\n", wantErr: "every component must be a slice"},
+		{name: "podPidsLimit below -1", body: "podPidsLimit: -2\n", wantErr: "podPidsLimit: must be -1"},
+		{name: "enforcing pods needs cgroupsPerQOS", body: "cgroupsPerQOS: false\n", wantErr: `enforceNodeAllocatable: "pods" needs cgroupsPerQOS`},
+		{name: "system-reserved enforcement is not implemented", body: "enforceNodeAllocatable: [pods, system-reserved]\n", wantErr: `"system-reserved" is not implemented`},
+		{name: "unknown enforcement", body: "enforceNodeAllocatable: [podz]\n", wantErr: `unknown value "podz"`},
 		{name: "wrong kind", body: "kind: Pod\n", wantErr: `kind is "Pod"`},
 		{name: "bad duration", body: "fileCheckFrequency: often\n", wantErr: "often"},
 		{
@@ -123,5 +154,34 @@ func TestConfigFileMissing(t *testing.T) {
 	_, err := parseDaemonArgs([]string{"--config=/does/not/exist.yaml"})
 	if err == nil || !strings.Contains(err.Error(), "/does/not/exist.yaml") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestKubepodsResources: kubepods gets capacity minus kubeReserved and systemReserved when pods
+// are enforced (the Node's allocatable is that minus the hard eviction threshold), the capacity
+// otherwise.
+func TestKubepodsResources(t *testing.T) {
+	capacity := v1.ResourceList{
+		v1.ResourceCPU:    resource.MustParse("2"),
+		v1.ResourceMemory: resource.MustParse("8Gi"),
+		"pid":             resource.MustParse("32768"),
+	}
+	c := defaultConfiguration()
+	c.KubeReserved = map[string]string{"cpu": "200m", "memory": "1Gi"}
+	c.SystemReserved = map[string]string{"cpu": "300m", "pid": "768", "memory": "9Gi"}
+	got := kubepodsResources(&c, capacity)
+	if cpu := got[v1.ResourceCPU]; cpu.MilliValue() != 1500 {
+		t.Errorf("cpu = %s, want 1500m", cpu.String())
+	}
+	if mem := got[v1.ResourceMemory]; mem.Value() != 0 {
+		t.Errorf("memory = %s, want 0 (reservations above capacity clamp at zero)", mem.String())
+	}
+	if pid := got["pid"]; pid.Value() != 32000 {
+		t.Errorf("pid = %s, want 32000", pid.String())
+	}
+	c.EnforceNodeAllocatable = []string{"none"}
+	got = kubepodsResources(&c, capacity)
+	if cpu := got[v1.ResourceCPU]; cpu.MilliValue() != 2000 {
+		t.Errorf("not enforced: cpu = %s, want the capacity", cpu.String())
 	}
 }

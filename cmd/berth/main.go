@@ -187,6 +187,16 @@ func runDaemon(args []string) error {
 		"runtime", v.RuntimeName, "version", v.RuntimeVersion, "criVersion", v.RuntimeApiVersion)
 	svc.status("connected to %s %s at %s; starting", v.RuntimeName, v.RuntimeVersion, c.ContainerRuntimeEndpoint)
 
+	var podCgroups agent.PodCgroups
+	if *c.CgroupsPerQOS {
+		m, err := newPodCgroups(ctx, &c, d.flags.rootDir, client, log)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		podCgroups = m
+	}
+
 	var cluster *agent.ClusterConfig
 	if d.flags.kubeconfig != "" {
 		if cluster, err = clusterConfig(d, log); err != nil {
@@ -214,6 +224,7 @@ func runDaemon(args []string) error {
 		NodeMemoryCapacity: memory,
 		Runtime:            client,
 		RuntimeName:        v.RuntimeName,
+		Cgroups:            podCgroups,
 		Logger:             log,
 
 		ShutdownGracePeriod:             c.ShutdownGracePeriod.Duration,

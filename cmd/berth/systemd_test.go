@@ -112,7 +112,10 @@ func TestSystemdNotify(t *testing.T) {
 			"staticPodPath: " + manifests + "\n" +
 			"containerRuntimeEndpoint: " + runtime.Endpoint() + "\n" +
 			"podLogsDir: " + filepath.Join(dir, "logs") + "\n" +
-			"resolvConf: \"\"\n" + extra
+			"resolvConf: \"\"\n" +
+			// A unit test must not make cgroups on the host (docs/cgroups.md; the integration tests
+			// cover them).
+			"cgroupsPerQOS: false\nenforceNodeAllocatable: []\n" + extra
 		if err := os.WriteFile(configPath, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -78,6 +78,8 @@ func startAgent(s agentSpec) (*agentProc, error) {
 	var args []string
 	switch s.kind {
 	case agentBerth:
+		// A cgroupRoot of its own: the kubelet's /kubepods is never Berth's (each removes the pod
+		// cgroups it does not know).
 		cfg := fmt.Sprintf(`kind: KubeletConfiguration
 apiVersion: kubelet.config.k8s.io/v1beta1
 podLogsDir: %s
@@ -86,6 +88,7 @@ kubeAPIQPS: %d
 kubeAPIBurst: %d
 clusterDNS: [%s]
 clusterDomain: %s
+cgroupRoot: /berth-bench
 `, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err

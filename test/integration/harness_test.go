@@ -8,6 +8,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,6 +56,9 @@ type env struct {
 	// to Berth's environment.
 	wrap    []string
 	wrapEnv []string
+	// cgroupRoot is this test's own cgroupRoot (/berth-it-<random>): tests never share, and never
+	// touch, the /kubepods of another Berth on the machine. Removed, in every hierarchy, at cleanup.
+	cgroupRoot string
 }
 
 func newEnv(t *testing.T) *env {
@@ -75,12 +80,17 @@ func newEnv(t *testing.T) *env {
 		logPath:   filepath.Join(dir, "berth.log"),
 		nodeName:  nodeName,
 	}
+	var rnd [4]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		t.Fatal(err)
+	}
+	e.cgroupRoot = "/berth-it-" + hex.EncodeToString(rnd[:])
 	for _, d := range []string{e.manifests, e.rootDir, e.logsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg := fmt.Sprintf("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\npodLogsDir: %s\nfileCheckFrequency: 20s\n", e.logsDir)
+	cfg := fmt.Sprintf("kind: KubeletConfiguration\napiVersion: kubelet.config.k8s.io/v1beta1\npodLogsDir: %s\nfileCheckFrequency: 20s\ncgroupRoot: %s\n", e.logsDir, e.cgroupRoot)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +116,37 @@ func newEnv(t *testing.T) *env {
 		// A test that failed before its pods were removed through Berth leaves their volume mounts
 		// (tmpfs, subPath bind mounts) behind: unmount them, or the machine keeps them.
 		unmountUnder(t, e.rootDir)
+		removeCgroupTree(t, e.cgroupRoot)
 		rt.Close()
 	})
 	return e
+}
+
+// removeCgroupTree removes a test's cgroupRoot from every mounted cgroup hierarchy, innermost
+// first; the pods are gone by then, and the runtime removes its containers' cgroups shortly after.
+func removeCgroupTree(t *testing.T, root string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", root))
+	for _, top := range dirs {
+		var all []string
+		filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				all = append(all, p)
+			}
+			return nil
+		})
+		for i := len(all) - 1; i >= 0; i-- {
+			var err error
+			for try := 0; try < 50; try++ {
+				if err = syscall.Rmdir(all[i]); err == nil || os.IsNotExist(err) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err != nil && !os.IsNotExist(err) {
+				t.Logf("cleanup: cgroup %s: %v", all[i], err)
+			}
+		}
+	}
 }
 
 func tail(s string, lines int) string {

@@ -1,0 +1,136 @@
+package cgroups
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	cgroupsv3 "github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// fs1 is the cgroupfs driver on cgroup v1: the same path in every mounted v1 hierarchy (cpu,
+// cpuacct, cpuset, memory, pids, blkio, devices, freezer, hugetlb, name=systemd, ...), made and
+// written by containerd's cgroup1 package.
+type fs1 struct{}
+
+func v1Resources(r *ResourceConfig) *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	if r.CPUShares != nil || r.CPUQuota != nil || r.CPUPeriod != nil {
+		out.CPU = &specs.LinuxCPU{Shares: r.CPUShares, Quota: r.CPUQuota, Period: r.CPUPeriod}
+	}
+	if r.Memory != nil {
+		out.Memory = &specs.LinuxMemory{Limit: r.Memory}
+	}
+	if r.PidsLimit != nil {
+		out.Pids = &specs.LinuxPids{Limit: r.PidsLimit}
+	}
+	return out
+}
+
+func (fs1) apply(n Name, r *ResourceConfig) error {
+	// New makes the directories that are missing in every hierarchy (the cpuset parents get
+	// their cpus and mems) and writes the resources; on an existing cgroup it only writes.
+	_, err := cgroup1.New(cgroup1.StaticPath(n.Cgroupfs()), v1Resources(r))
+	return err
+}
+
+func (f fs1) remove(n Name) error {
+	cg, err := cgroup1.Load(cgroup1.StaticPath(n.Cgroupfs()))
+	switch {
+	case errors.Is(err, cgroup1.ErrCgroupDeleted):
+	case err != nil:
+		return err
+	default:
+		if err := cg.Delete(); err != nil {
+			return err
+		}
+	}
+	return f.removeHybrid(n)
+}
+
+// hybridUnifiedMountpoint is where systemd (and the test machines) mount the v2 hierarchy next to
+// the v1 ones in hybrid mode.
+const hybridUnifiedMountpoint = "/sys/fs/cgroup/unified"
+
+// removeHybrid removes the cgroup's directory in the v2 hierarchy of a hybrid machine: runc puts
+// containers there too (no controllers, only process tracking), so the pod's directory appears
+// there under the same path, and nothing else removes it.
+func (fs1) removeHybrid(n Name) error {
+	if cgroupsv3.Mode() != cgroupsv3.Hybrid {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(hybridUnifiedMountpoint, n.Cgroupfs())); err != nil {
+		return nil
+	}
+	m, err := cgroup2.Load(n.Cgroupfs(), cgroup2.WithMountpoint(hybridUnifiedMountpoint))
+	if err != nil {
+		return err
+	}
+	return m.Delete()
+}
+
+func (f fs1) exists(n Name) (bool, error) {
+	dir, err := f.dir(n)
+	if err != nil {
+		return false, err
+	}
+	_, err = os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (f fs1) children(n Name) ([]string, error) {
+	dir, err := f.dir(n)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// dir is the cgroup's directory in the pids hierarchy (memory when there is no pids), the one
+// Berth reads to see which cgroups exist.
+func (fs1) dir(n Name) (string, error) {
+	subsystems, err := cgroup1.Default()
+	if err != nil {
+		return "", err
+	}
+	type pather interface{ Path(string) string }
+	var fallback string
+	for _, s := range subsystems {
+		p, ok := s.(pather)
+		if !ok {
+			continue
+		}
+		switch s.Name() {
+		case cgroup1.Pids:
+			return p.Path(n.Cgroupfs()), nil
+		case cgroup1.Memory:
+			fallback = p.Path(n.Cgroupfs())
+		}
+	}
+	if fallback == "" {
+		return "", errors.New("no pids or memory cgroup hierarchy is mounted")
+	}
+	return fallback, nil
+}
+
+func (fs1) parent(n Name) string { return n.Cgroupfs() }
+func (fs1) close()               {}

@@ -1,0 +1,210 @@
+package cgroups
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// fakeBackend records cgroups as paths with their last ResourceConfig.
+type fakeBackend struct {
+	cgroups map[string]string
+	applies int
+}
+
+func (f *fakeBackend) apply(n Name, r *ResourceConfig) error {
+	f.applies++
+	f.cgroups[n.Cgroupfs()] = r.String()
+	return nil
+}
+func (f *fakeBackend) remove(n Name) error { delete(f.cgroups, n.Cgroupfs()); return nil }
+func (f *fakeBackend) exists(n Name) (bool, error) {
+	_, ok := f.cgroups[n.Cgroupfs()]
+	return ok, nil
+}
+func (f *fakeBackend) children(n Name) ([]string, error) {
+	var out []string
+	prefix := n.Cgroupfs() + "/"
+	for p := range f.cgroups {
+		if rest, ok := strings.CutPrefix(p, prefix); ok && !strings.Contains(rest, "/") {
+			out = append(out, rest)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+func (f *fakeBackend) parent(n Name) string { return n.Cgroupfs() }
+func (f *fakeBackend) close()               {}
+
+func testPod(uid string, c ...v1.Container) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), Name: uid, Namespace: "default"}, Spec: v1.PodSpec{Containers: c}}
+}
+
+func TestManagerHierarchy(t *testing.T) {
+	f := &fakeBackend{cgroups: map[string]string{}}
+	m := &Manager{cfg: Config{Root: Name{"berth"}, PodPidsLimit: 64, Kubepods: NodeResourceConfig(res("cpu", "1500m", "memory", "1Gi"))}, b: f, log: discardLogger(), pods: map[types.UID]podEntry{}}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"/berth/kubepods":            "cpu.shares=1536 memory=1073741824",
+		"/berth/kubepods/besteffort": "cpu.shares=2",
+		"/berth/kubepods/burstable":  "cpu.shares=2",
+	}
+	check := func(step string) {
+		t.Helper()
+		for p, w := range want {
+			if got, ok := f.cgroups[p]; !ok || got != w {
+				t.Errorf("%s: %s = %q (exists %v), want %q", step, p, got, ok, w)
+			}
+		}
+		for p := range f.cgroups {
+			if _, ok := want[p]; !ok {
+				t.Errorf("%s: unexpected cgroup %s", step, p)
+			}
+		}
+	}
+	check("start")
+
+	g := testPod("g1", ctr(nil, res("cpu", "1", "memory", "1Gi")))
+	b1 := testPod("b1", ctr(res("cpu", "100m"), nil))
+	b2 := testPod("b2", ctr(res("cpu", "400m"), nil))
+	be := testPod("e1", ctr(nil, nil))
+	for _, p := range []*v1.Pod{g, b1, b2, be} {
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := m.PodParent(b1); got != "/berth/kubepods/burstable/podb1" {
+		t.Errorf("PodParent(b1) = %s", got)
+	}
+	want["/berth/kubepods/podg1"] = "cpu.shares=1024 cpu.quota=100000 cpu.period=100000 memory=1073741824 pids=64"
+	want["/berth/kubepods/burstable/podb1"] = "cpu.shares=102 pids=64"
+	want["/berth/kubepods/burstable/podb2"] = "cpu.shares=409 pids=64"
+	want["/berth/kubepods/besteffort/pode1"] = "cpu.shares=2 pids=64"
+	want["/berth/kubepods/burstable"] = "cpu.shares=512" // 500m
+	check("four pods")
+
+	// A second sync of the same pods writes nothing.
+	n := f.applies
+	for _, p := range []*v1.Pod{g, b1, b2, be} {
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.applies != n {
+		t.Errorf("EnsurePod of unchanged pods wrote %d times", f.applies-n)
+	}
+
+	if err := m.RemovePod("b2"); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "/berth/kubepods/burstable/podb2")
+	want["/berth/kubepods/burstable"] = "cpu.shares=102"
+	check("b2 removed")
+
+	// Orphans: only pod<uid> under kubepods and its classes; active pods stay.
+	f.cgroups["/berth/kubepods/burstable/podorphan"] = ""
+	f.cgroups["/berth/kubepods/besteffort/not-a-pod"] = ""
+	f.cgroups["/berth/elsewhere"] = ""
+	f.cgroups["/berth/elsewhere/podx"] = ""
+	want["/berth/kubepods/besteffort/not-a-pod"] = ""
+	want["/berth/elsewhere"] = ""
+	want["/berth/elsewhere/podx"] = ""
+	active := map[types.UID]bool{"g1": true, "b1": true, "e1": true}
+	if err := m.CleanupOrphans(func(uid types.UID) bool { return active[uid] }); err != nil {
+		t.Fatal(err)
+	}
+	check("orphans cleaned")
+}
+
+// TestCgroupV2Tree runs the cgroup v2 (unified) driver — containerd's cgroup2 manager — on a tree
+// the test prepares: plain directories with the interface files the kernel would provide
+// (cgroup.controllers, cgroup.subtree_control). The machines Berth is tested on are cgroup v1, so
+// this checks the files written (cpu.weight with SharesToWeight, cpu.max, memory.max, pids.max,
+// the controllers enabled in the parents) and the removal; not the kernel's enforcement.
+func TestCgroupV2Tree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the cgroup2 library writes its files with mode 0: only root can read them back")
+	}
+	root := t.TempDir()
+	dirs := []string{"", "berth", "berth/kubepods", "berth/kubepods/burstable", "berth/kubepods/besteffort",
+		"berth/kubepods/podg1", "berth/kubepods/burstable/podb1"}
+	for _, d := range dirs {
+		p := filepath.Join(root, d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for file, content := range map[string]string{"cgroup.controllers": "cpuset cpu io memory pids", "cgroup.subtree_control": "", "cgroup.procs": ""} {
+			if err := os.WriteFile(filepath.Join(p, file), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unified := true
+	m, err := New(Config{Root: Name{"berth"}, PodPidsLimit: 64, Unified: &unified, UnifiedMountpoint: root,
+		Kubepods: NodeResourceConfig(res("cpu", "2", "memory", "2Gi", "pid", "1000")), Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := testPod("g1", ctr(nil, res("cpu", "250m", "memory", "64Mi")))
+	b := testPod("b1", ctr(res("cpu", "100m"), res("memory", "96Mi")))
+	for _, p := range []*v1.Pod{g, b} {
+		if err := m.EnsurePod(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(rel string) string {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(data))
+	}
+	for rel, want := range map[string]string{
+		"berth/kubepods/cpu.weight":                 "174", // 2048 shares
+		"berth/kubepods/memory.max":                 "2147483648",
+		"berth/kubepods/pids.max":                   "1000",
+		"berth/kubepods/besteffort/cpu.weight":      "1",
+		"berth/kubepods/burstable/cpu.weight":       "17", // 102 shares (100m)
+		"berth/kubepods/podg1/cpu.weight":           "35", // 256 shares
+		"berth/kubepods/podg1/cpu.max":              "25000 100000",
+		"berth/kubepods/podg1/memory.max":           "67108864",
+		"berth/kubepods/podg1/pids.max":             "64",
+		"berth/kubepods/burstable/podb1/cpu.weight": "17",
+		"berth/kubepods/burstable/podb1/memory.max": "100663296",
+		"berth/kubepods/burstable/podb1/pids.max":   "64",
+		// The library enables the controllers a child uses in each parent.
+		"berth/kubepods/cgroup.subtree_control": "+cpu +memory +pids",
+	} {
+		if got := read(rel); got != want {
+			t.Errorf("%s = %q, want %q", rel, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "berth/kubepods/burstable/podb1/cpu.max")); err == nil {
+		t.Errorf("burstable pod without a CPU limit got a cpu.max")
+	}
+	if err := m.RemovePod("b1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "berth/kubepods/burstable/podb1")); !os.IsNotExist(err) {
+		t.Errorf("pod cgroup still there after RemovePod: %v", err)
+	}
+	if got := read("berth/kubepods/burstable/cpu.weight"); got != "1" {
+		t.Errorf("burstable cpu.weight after its pod left = %s, want 1", got)
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
