@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+
+	"github.com/berth-dev/berth/eviction"
 	"github.com/go-logr/logr"
 
 	v1 "k8s.io/api/core/v1"
@@ -22,6 +24,8 @@ type admitter struct {
 	maxPods  int
 	node     func() *v1.Node // nil in standalone mode or before registration
 	admitted map[types.UID]*v1.Pod
+	// pressure refuses pods while the node is under pressure (the eviction manager); nil admits.
+	pressure func(*v1.Pod) *eviction.AdmitError
 }
 
 func newAdmitter(maxPods int, node func() *v1.Node) *admitter {
@@ -31,6 +35,13 @@ func newAdmitter(maxPods int, node func() *v1.Node) *admitter {
 func (a *admitter) forget(uid types.UID) { delete(a.admitted, uid) }
 
 func (a *admitter) isAdmitted(uid types.UID) bool { return a.admitted[uid] != nil }
+
+// refresh keeps the latest version of an admitted pod, so that one gone terminal takes no room.
+func (a *admitter) refresh(p *v1.Pod) {
+	if a.admitted[p.UID] != nil {
+		a.admitted[p.UID] = p
+	}
+}
 
 // admit checks p and, if it fits, counts it in.
 func (a *admitter) admit(p *v1.Pod) *admissionError {
@@ -53,6 +64,13 @@ func (a *admitter) check(p *v1.Pod) *admissionError {
 	}
 	if terminal(p) {
 		return nil // a finished pod takes no room
+	}
+	// Node pressure first, as the kubelet's eviction admit handler comes before its resource
+	// checks.
+	if a.pressure != nil {
+		if err := a.pressure(p); err != nil {
+			return &admissionError{err.Reason, err.Message}
+		}
 	}
 	active := 0
 	for _, q := range a.admitted {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/cgroups"
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/eviction"
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,6 +64,22 @@ type Config struct {
 	// sandboxes get no CgroupParent (cgroupsPerQOS false) and the runtime's default parent.
 	Cgroups PodCgroups
 
+	// EvictionHard are the hard eviction thresholds (kubelet syntax; nil: the kubelet's defaults),
+	// kept for EvictionPressureTransitionPeriod (5m) after they were last met, measured every
+	// EvictionMonitoringPeriod (10s; not a kubelet setting, for tests). See docs/eviction.md.
+	EvictionHard                     map[string]string
+	EvictionPressureTransitionPeriod time.Duration
+	EvictionMonitoringPeriod         time.Duration
+	// EvictionSignals replaces the host's signal readers (tests); nil reads the host.
+	EvictionSignals interface {
+		Observe(ctx context.Context) (eviction.Observations, error)
+	}
+	// ImageGCHighThresholdPercent (85) and ImageGCLowThresholdPercent (80) bound the image
+	// filesystem's use; ImageMinimumGCAge (2m) is how long an image must be unused to go.
+	ImageGCHighThresholdPercent int
+	ImageGCLowThresholdPercent  int
+	ImageMinimumGCAge           time.Duration
+
 	// Cluster, when set, makes Berth a cluster node (API pods, Node, Lease, mirror pods, status).
 	Cluster *ClusterConfig
 
@@ -110,6 +127,10 @@ type Agent struct {
 	mirrors  *mirrorPods
 	statuses *statusManager
 	recorder record.EventRecorder
+
+	// Node pressure: signals, conditions, admission and evictions; image garbage collection.
+	eviction *eviction.Manager
+	imageGC  *eviction.ImageGC
 }
 
 // New checks cfg and prepares an agent; nothing runs until Run.
@@ -141,8 +162,29 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = "cri"
 	}
+	if cfg.ImageMinimumGCAge == 0 {
+		cfg.ImageMinimumGCAge = eviction.DefaultImageMinimumGCAge
+	}
 	a := &Agent{cfg: cfg, store: newStatusStore(), rejected: map[types.UID]bool{}}
 	a.admitter = newAdmitter(cfg.MaxPods, a.currentNode)
+	if err := a.newEvictionManager(); err != nil {
+		return nil, err
+	}
+	a.admitter.pressure = a.eviction.Admit
+	gc, err := eviction.NewImageGC(eviction.ImageGCConfig{
+		HighThresholdPercent: cfg.ImageGCHighThresholdPercent,
+		LowThresholdPercent:  cfg.ImageGCLowThresholdPercent,
+		MinimumGCAge:         cfg.ImageMinimumGCAge,
+		Runtime:              cfg.Runtime,
+		Fs:                   eviction.Statfs{},
+		Event:                a.nodeEvent,
+		Clock:                cfg.Clock,
+		Logger:               cfg.Logger.With("component", "image-gc"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.imageGC = gc
 	if cfg.StaticPodPath != "" {
 		s, err := newStaticSource(StaticSourceConfig{
 			Dir:      cfg.StaticPodPath,
@@ -197,6 +239,7 @@ func (a *Agent) newCluster(c *ClusterConfig) error {
 		Clock:         cfg.Clock,
 		Logger:        log,
 		Recorder:      a.recorder,
+		Pressure:      a.eviction.Conditions,
 	})
 	if err != nil {
 		return err
@@ -328,6 +371,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); a.runNodeShutdown(ctx, workers) }()
 	}
 	go func() { defer wg.Done(); a.watchEmptyDirLimits(ctx, workers) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); a.eviction.Run(ctx) }()
+	go func() { defer wg.Done(); a.imageGC.Run(ctx) }()
 
 	desired := map[string]map[types.UID]*v1.Pod{} // by source
 	for {
@@ -385,7 +431,9 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 			workers.remove(p.UID)
 			continue
 		}
-		if !a.admitter.isAdmitted(p.UID) {
+		if a.admitter.isAdmitted(p.UID) {
+			a.admitter.refresh(p) // a pod that went Failed or Succeeded frees its room
+		} else {
 			if a.shuttingDown.Load() {
 				a.reject(p, &admissionError{reason: nodeShutdownNotAdmittedReason, message: nodeShutdownNotAdmittedMsg})
 				continue

@@ -85,6 +85,8 @@ type nodeAgentConfig struct {
 	Clock    clock.WithTicker
 	Logger   *slog.Logger
 	Recorder record.EventRecorder // nil: no events
+	// Pressure are the node pressure conditions in force (the eviction manager); nil: none.
+	Pressure func() []v1.NodeConditionType
 }
 
 // machineInfo is what the node reports about the machine itself.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,13 @@ const (
 	nodeMessageDisk        = "kubelet has no disk pressure"
 	nodeReasonPID          = "KubeletHasSufficientPID"
 	nodeMessagePID         = "kubelet has sufficient PID available"
+	// Under pressure.
+	nodeReasonMemoryPressure  = "KubeletHasInsufficientMemory"
+	nodeMessageMemoryPressure = "kubelet has insufficient memory available"
+	nodeReasonDiskPressure    = "KubeletHasDiskPressure"
+	nodeMessageDiskPressure   = "kubelet has disk pressure"
+	nodeReasonPIDPressure     = "KubeletHasInsufficientPID"
+	nodeMessagePIDPressure    = "kubelet has insufficient PID available"
 	nodeRuntimeCallTimeout = 5 * time.Second
 
 	// Until the node is first reported Ready, its readiness is checked this often (for at most
@@ -252,13 +260,12 @@ func (n *nodeAgent) computeStatus(ctx context.Context, base *v1.Node) *v1.Node {
 	if !ready {
 		readyCond.Status, readyCond.Reason = v1.ConditionFalse, nodeReasonNotReady
 	}
-	// Pressure is the eviction manager's to compute; until there is one, there is none.
-	for _, c := range []v1.NodeCondition{
-		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: nodeReasonMemory, Message: nodeMessageMemory},
-		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: nodeReasonDisk, Message: nodeMessageDisk},
-		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: nodeReasonPID, Message: nodeMessagePID},
-		readyCond,
-	} {
+	// Pressure is the eviction manager's to compute.
+	var pressure []v1.NodeConditionType
+	if n.cfg.Pressure != nil {
+		pressure = n.cfg.Pressure()
+	}
+	for _, c := range append(nodePressureConditions(pressure), readyCond) {
 		c.LastHeartbeatTime, c.LastTransitionTime = now, now
 		i := nodeConditionIndex(s.Conditions, c.Type)
 		if i < 0 {
@@ -271,6 +278,63 @@ func (n *nodeAgent) computeStatus(ctx context.Context, base *v1.Node) *v1.Node {
 		s.Conditions[i] = c
 	}
 	return node
+}
+
+// nodePressureConditions are the MemoryPressure, DiskPressure and PIDPressure conditions, True
+// for those under pressure, with the kubelet's reasons and messages.
+func nodePressureConditions(pressure []v1.NodeConditionType) []v1.NodeCondition {
+	out := []v1.NodeCondition{
+		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: nodeReasonMemory, Message: nodeMessageMemory},
+		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: nodeReasonDisk, Message: nodeMessageDisk},
+		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: nodeReasonPID, Message: nodeMessagePID},
+	}
+	under := map[v1.NodeConditionType][2]string{
+		v1.NodeMemoryPressure: {nodeReasonMemoryPressure, nodeMessageMemoryPressure},
+		v1.NodeDiskPressure:   {nodeReasonDiskPressure, nodeMessageDiskPressure},
+		v1.NodePIDPressure:    {nodeReasonPIDPressure, nodeMessagePIDPressure},
+	}
+	for i := range out {
+		if slices.Contains(pressure, out[i].Type) {
+			rm := under[out[i].Type]
+			out[i].Status, out[i].Reason, out[i].Message = v1.ConditionTrue, rm[0], rm[1]
+		}
+	}
+	return out
+}
+
+// nodePressureEvents are the kubelet's node events when a pressure condition flips: the reason for
+// True, then for False.
+var nodePressureEvents = map[v1.NodeConditionType][2]string{
+	v1.NodeMemoryPressure: {"NodeHasInsufficientMemory", "NodeHasSufficientMemory"},
+	v1.NodeDiskPressure:   {"NodeHasDiskPressure", "NodeHasNoDiskPressure"},
+	v1.NodePIDPressure:    {"NodeHasInsufficientPID", "NodeHasSufficientPID"},
+}
+
+// pressureEvents records an event for each pressure condition whose status changed between old and
+// written (none for a new Node).
+func (n *nodeAgent) pressureEvents(old, written *v1.Node) {
+	for t, reasons := range nodePressureEvents {
+		c, prev := nodeCondition(written, t), nodeCondition(old, t)
+		if c == nil || prev == nil || prev.Status == c.Status {
+			continue
+		}
+		reason := reasons[1]
+		if c.Status == v1.ConditionTrue {
+			reason = reasons[0]
+			n.log.Warn("node under pressure", "condition", string(t))
+		} else {
+			n.log.Info("node pressure cleared", "condition", string(t))
+		}
+		n.event(reason, "Node %s status is now: %s", n.cfg.NodeName, reason)
+	}
+}
+
+// poke has the status written at once (a pressure condition changed).
+func (n *nodeAgent) poke() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
 }
 
 func nodeConditionIndex(cs []v1.NodeCondition, t v1.NodeConditionType) int {
@@ -375,6 +439,7 @@ func (n *nodeAgent) writeStatus(ctx context.Context, base *v1.Node, force bool) 
 	}
 	n.noteReport(written)
 	n.readyEvent(base, written)
+	n.pressureEvents(base, written)
 	return written, nil
 }
 

@@ -380,6 +380,17 @@ func (c *Client) ListImages(ctx context.Context) ([]*runtimeapi.Image, error) {
 	return r.Images, nil
 }
 
+// RemoveImage removes an image by id or reference; an image already gone is not an error.
+func (c *Client) RemoveImage(ctx context.Context, image string) error {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	_, err := c.img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: image}})
+	if err != nil && !IsNotFound(err) {
+		return wrap("RemoveImage", err)
+	}
+	return nil
+}
+
 // Conn is the underlying gRPC connection, for callers that need a CRI call the Client does not wrap
 // (tests reading verbose status, for instance).
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }

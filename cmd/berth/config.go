@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cgroups"
+	"github.com/berth-dev/berth/eviction"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,6 +63,12 @@ type Configuration struct {
 	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
 	EvictionHard              map[string]string `json:"evictionHard,omitempty"`
 
+	// Eviction and image garbage collection (docs/eviction.md), in both modes.
+	EvictionPressureTransitionPeriod metav1.Duration `json:"evictionPressureTransitionPeriod,omitempty"`
+	ImageGCHighThresholdPercent      *int32          `json:"imageGCHighThresholdPercent,omitempty"`
+	ImageGCLowThresholdPercent       *int32          `json:"imageGCLowThresholdPercent,omitempty"`
+	ImageMinimumGCAge                metav1.Duration `json:"imageMinimumGCAge,omitempty"`
+
 	// Node server (cluster mode; server_config.go, docs/node-server.md).
 	Address            string                 `json:"address,omitempty"`
 	Port               int32                  `json:"port,omitempty"`
@@ -95,34 +102,33 @@ func defaultConfiguration() Configuration {
 	perQOS := true
 	pidsLimit := int64(-1)
 	c := Configuration{
-		CgroupDriver:                "cgroupfs",
-		CgroupRoot:                  "/",
-		CgroupsPerQOS:               &perQOS,
-		PodPidsLimit:                &pidsLimit,
-		EnforceNodeAllocatable:      []string{"pods"},
-		FileCheckFrequency:          metav1.Duration{Duration: 20 * time.Second},
-		SyncFrequency:               metav1.Duration{Duration: time.Minute},
-		ContainerRuntimeEndpoint:    "unix:///run/containerd/containerd.sock",
-		RuntimeRequestTimeout:       metav1.Duration{Duration: 2 * time.Minute},
-		PodLogsDir:                  "/var/log/pods",
-		MaxPods:                     110,
-		ContainerLogMaxSize:         "10Mi",
-		ContainerLogMaxFiles:        5,
-		ContainerLogMonitorInterval: metav1.Duration{Duration: 10 * time.Second},
-		ResolverConfig:              &resolv,
-		NodeStatusUpdateFrequency:   metav1.Duration{Duration: 10 * time.Second},
-		NodeStatusReportFrequency:   metav1.Duration{Duration: 5 * time.Minute},
-		NodeLeaseDurationSeconds:    40,
-		KubeAPIQPS:                  &defaultQPS,
-		KubeAPIBurst:                100,
-		EventRecordQPS:              &defaultEventQPS,
-		EventBurst:                  100,
-		EvictionHard: map[string]string{
-			"memory.available":  "100Mi",
-			"nodefs.available":  "10%",
-			"nodefs.inodesFree": "5%",
-			"imagefs.available": "15%",
-		},
+		CgroupDriver:                     "cgroupfs",
+		CgroupRoot:                       "/",
+		CgroupsPerQOS:                    &perQOS,
+		PodPidsLimit:                     &pidsLimit,
+		EnforceNodeAllocatable:           []string{"pods"},
+		FileCheckFrequency:               metav1.Duration{Duration: 20 * time.Second},
+		SyncFrequency:                    metav1.Duration{Duration: time.Minute},
+		ContainerRuntimeEndpoint:         "unix:///run/containerd/containerd.sock",
+		RuntimeRequestTimeout:            metav1.Duration{Duration: 2 * time.Minute},
+		PodLogsDir:                       "/var/log/pods",
+		MaxPods:                          110,
+		ContainerLogMaxSize:              "10Mi",
+		ContainerLogMaxFiles:             5,
+		ContainerLogMonitorInterval:      metav1.Duration{Duration: 10 * time.Second},
+		ResolverConfig:                   &resolv,
+		NodeStatusUpdateFrequency:        metav1.Duration{Duration: 10 * time.Second},
+		NodeStatusReportFrequency:        metav1.Duration{Duration: 5 * time.Minute},
+		NodeLeaseDurationSeconds:         40,
+		KubeAPIQPS:                       &defaultQPS,
+		KubeAPIBurst:                     100,
+		EventRecordQPS:                   &defaultEventQPS,
+		EventBurst:                       100,
+		EvictionHard:                     eviction.DefaultEvictionHard(),
+		EvictionPressureTransitionPeriod: metav1.Duration{Duration: eviction.DefaultPressureTransitionPeriod},
+		ImageGCHighThresholdPercent:      &defaultImageGCHigh,
+		ImageGCLowThresholdPercent:       &defaultImageGCLow,
+		ImageMinimumGCAge:                metav1.Duration{Duration: eviction.DefaultImageMinimumGCAge},
 	}
 	defaultServerConfiguration(&c)
 	return c
@@ -131,6 +137,11 @@ func defaultConfiguration() Configuration {
 var (
 	defaultQPS      float32 = 50
 	defaultEventQPS int32   = 50
+)
+
+var (
+	defaultImageGCHigh int32 = eviction.DefaultImageGCHighThresholdPercent
+	defaultImageGCLow  int32 = eviction.DefaultImageGCLowThresholdPercent
 )
 
 // loadConfigFile reads path over the defaults. Unknown fields and a wrong kind are errors that name
@@ -244,6 +255,18 @@ func loadConfigFile(path string, into *Configuration) error {
 	if c.EvictionHard != nil {
 		into.EvictionHard = c.EvictionHard // as with the kubelet, a set map replaces the defaults
 	}
+	if c.EvictionPressureTransitionPeriod.Duration != 0 {
+		into.EvictionPressureTransitionPeriod = c.EvictionPressureTransitionPeriod
+	}
+	if c.ImageGCHighThresholdPercent != nil {
+		into.ImageGCHighThresholdPercent = c.ImageGCHighThresholdPercent
+	}
+	if c.ImageGCLowThresholdPercent != nil {
+		into.ImageGCLowThresholdPercent = c.ImageGCLowThresholdPercent
+	}
+	if c.ImageMinimumGCAge.Duration != 0 {
+		into.ImageMinimumGCAge = c.ImageMinimumGCAge
+	}
 	if c.Logging != nil {
 		into.Logging = c.Logging
 	}
@@ -324,18 +347,18 @@ func (c *Configuration) validate(where string) error {
 			bad(field, "%v", err)
 		}
 	}
-	for signal, v := range c.EvictionHard {
-		switch signal {
-		case "memory.available", "nodefs.available", "nodefs.inodesFree", "imagefs.available", "imagefs.inodesFree", "pid.available":
-		default:
-			bad("evictionHard", "unknown signal %q", signal)
-			continue
-		}
-		if strings.HasSuffix(v, "%") {
-			continue
-		}
-		if _, err := resource.ParseQuantity(v); err != nil {
-			bad("evictionHard", "%s: %q is neither a quantity nor a percentage", signal, v)
+	if _, err := eviction.ParseThresholds(c.EvictionHard); err != nil {
+		bad("evictionHard", "%s", strings.TrimPrefix(err.Error(), "evictionHard: "))
+	}
+	if c.EvictionPressureTransitionPeriod.Duration < 0 {
+		bad("evictionPressureTransitionPeriod", "must not be negative")
+	}
+	if c.ImageMinimumGCAge.Duration < 0 {
+		bad("imageMinimumGCAge", "must not be negative")
+	}
+	if c.ImageGCHighThresholdPercent != nil && c.ImageGCLowThresholdPercent != nil {
+		if err := eviction.ValidateImageGC(int(*c.ImageGCHighThresholdPercent), int(*c.ImageGCLowThresholdPercent)); err != nil {
+			bad("imageGC", "%v", err)
 		}
 	}
 	c.validateCgroups(bad)

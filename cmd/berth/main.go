@@ -230,6 +230,12 @@ func runDaemon(args []string) error {
 		ShutdownGracePeriod:             c.ShutdownGracePeriod.Duration,
 		ShutdownGracePeriodCriticalPods: c.ShutdownGracePeriodCriticalPods.Duration,
 		Logind:                          shutdownInhibitor,
+
+		EvictionHard:                     c.EvictionHard,
+		EvictionPressureTransitionPeriod: c.EvictionPressureTransitionPeriod.Duration,
+		ImageGCHighThresholdPercent:      int(*c.ImageGCHighThresholdPercent),
+		ImageGCLowThresholdPercent:       int(*c.ImageGCLowThresholdPercent),
+		ImageMinimumGCAge:                c.ImageMinimumGCAge.Duration,
 	})
 	if err != nil {
 		return err
