@@ -41,7 +41,7 @@ const (
 	nodeMessageDiskPressure   = "kubelet has disk pressure"
 	nodeReasonPIDPressure     = "KubeletHasInsufficientPID"
 	nodeMessagePIDPressure    = "kubelet has insufficient PID available"
-	nodeRuntimeCallTimeout = 5 * time.Second
+	nodeRuntimeCallTimeout    = 5 * time.Second
 
 	// Until the node is first reported Ready, its readiness is checked this often (for at most
 	// nodeFastStatusWindow after Run starts), so that it turns Ready as soon as it is.
