@@ -3,7 +3,9 @@ package agent
 import (
 	"testing"
 
+	"github.com/berth-dev/berth/eviction"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 )
@@ -37,5 +39,40 @@ func TestPodRequestWithSidecars(t *testing.T) {
 				t.Errorf("podRequest = %s, want %s", got.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestAdmissionUnderPressure: the eviction manager's verdict comes first (before maxPods), with
+// its reason and message; a terminal pod is never refused for pressure.
+func TestAdmissionUnderPressure(t *testing.T) {
+	a := newAdmitter(1, func() *v1.Node { return nil })
+	a.pressure = func(p *v1.Pod) *eviction.AdmitError {
+		if p.Name == "refused" {
+			return &eviction.AdmitError{Reason: "Evicted", Message: "The node had condition: [MemoryPressure]. "}
+		}
+		return nil
+	}
+	running := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "running", UID: "1"}}
+	if err := a.admit(running); err != nil {
+		t.Fatal(err)
+	}
+	refused := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "refused", UID: "2"}}
+	if err := a.admit(refused); err == nil || err.reason != "Evicted" || err.message != "The node had condition: [MemoryPressure]. " {
+		t.Errorf("admit under pressure: %v", err)
+	}
+	done := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "refused", UID: "3"}, Status: v1.PodStatus{Phase: v1.PodSucceeded}}
+	if err := a.admit(done); err != nil {
+		t.Errorf("terminal pod refused: %v", err)
+	}
+	// A pod that went terminal frees its room once refreshed.
+	other := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "other", UID: "4"}}
+	if err := a.admit(other); err == nil || err.reason != "OutOfpods" {
+		t.Fatalf("second pod with maxPods 1: %v", err)
+	}
+	failed := running.DeepCopy()
+	failed.Status.Phase = v1.PodFailed
+	a.refresh(failed)
+	if err := a.admit(other); err != nil {
+		t.Errorf("after the first pod failed: %v", err)
 	}
 }

@@ -53,7 +53,7 @@ func TestNodeReadyCondition(t *testing.T) {
 			h.n.SetNotReady(tc.notReady)
 			node := h.n.computeStatus(context.Background(), &v1.Node{})
 			checkCondition(t, node, v1.NodeReady, tc.wantStatus, tc.wantReason, tc.wantMsg)
-			// Pressure is not computed yet: always False with the kubelet's reasons.
+			// No pressure (no Pressure func): False with the kubelet's reasons.
 			checkCondition(t, node, v1.NodeMemoryPressure, v1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
 		})
 	}
@@ -242,6 +242,67 @@ func TestNodeSetNotReady(t *testing.T) {
 	h.n.SetNotReady("")
 	waitPatches(2)
 	checkCondition(t, h.node(), v1.NodeReady, v1.ConditionTrue, "KubeletReady", "kubelet is posting ready status")
+}
+
+// TestNodePressureConditions: the eviction manager's conditions are written at once (poke), True
+// with the kubelet's reasons and messages, with an event for each flip.
+func TestNodePressureConditions(t *testing.T) {
+	var mu sync.Mutex
+	var pressure []v1.NodeConditionType
+	h := newNodeHarness(t, func(c *nodeAgentConfig) {
+		c.Pressure = func() []v1.NodeConditionType {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(pressure)
+		}
+	})
+	h.register()
+	h.run()
+	h.events()
+	set := func(p ...v1.NodeConditionType) {
+		mu.Lock()
+		pressure = p
+		mu.Unlock()
+	}
+	waitPatches := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for h.count("patch", "nodes", "status") < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no status write %d without the clock moving", n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		h.settle(2)
+	}
+	set(v1.NodeMemoryPressure, v1.NodePIDPressure)
+	h.n.poke()
+	waitPatches(1)
+	node := h.node()
+	checkCondition(t, node, v1.NodeMemoryPressure, v1.ConditionTrue, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+	checkCondition(t, node, v1.NodeDiskPressure, v1.ConditionFalse, "KubeletHasNoDiskPressure", "kubelet has no disk pressure")
+	checkCondition(t, node, v1.NodePIDPressure, v1.ConditionTrue, "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+	checkCondition(t, node, v1.NodeReady, v1.ConditionTrue, "KubeletReady", "kubelet is posting ready status")
+	got := h.events()
+	slices.Sort(got)
+	if want := []string{"Normal NodeHasInsufficientMemory Node node-1 status is now: NodeHasInsufficientMemory",
+		"Normal NodeHasInsufficientPID Node node-1 status is now: NodeHasInsufficientPID"}; !slices.Equal(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+	set(v1.NodeDiskPressure)
+	h.n.poke()
+	waitPatches(2)
+	node = h.node()
+	checkCondition(t, node, v1.NodeMemoryPressure, v1.ConditionFalse, "KubeletHasSufficientMemory", "kubelet has sufficient memory available")
+	checkCondition(t, node, v1.NodeDiskPressure, v1.ConditionTrue, "KubeletHasDiskPressure", "kubelet has disk pressure")
+	checkCondition(t, node, v1.NodePIDPressure, v1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available")
+	got = h.events()
+	slices.Sort(got)
+	if want := []string{"Normal NodeHasDiskPressure Node node-1 status is now: NodeHasDiskPressure",
+		"Normal NodeHasSufficientMemory Node node-1 status is now: NodeHasSufficientMemory",
+		"Normal NodeHasSufficientPID Node node-1 status is now: NodeHasSufficientPID"}; !slices.Equal(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
 }
 
 func TestNodeStatusPatchReplacesAddresses(t *testing.T) {

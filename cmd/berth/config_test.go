@@ -59,6 +59,33 @@ func TestConfigFile(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "eviction and image GC defaults are the kubelet's",
+			body: "kind: KubeletConfiguration\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.EvictionHard["memory.available"] != "100Mi" || c.EvictionHard["nodefs.available"] != "10%" ||
+					c.EvictionHard["nodefs.inodesFree"] != "5%" || c.EvictionHard["imagefs.available"] != "15%" ||
+					c.EvictionPressureTransitionPeriod.Duration != 5*time.Minute || *c.ImageGCHighThresholdPercent != 85 ||
+					*c.ImageGCLowThresholdPercent != 80 || c.ImageMinimumGCAge.Duration != 2*time.Minute {
+					t.Errorf("defaults: %+v", c)
+				}
+			},
+		},
+		{
+			name: "eviction fields are read; a given evictionHard replaces the defaults",
+			body: "evictionHard:\n  memory.available: 1Gi\n  pid.available: 10%\nevictionPressureTransitionPeriod: 30s\nimageGCHighThresholdPercent: 90\nimageGCLowThresholdPercent: 70\nimageMinimumGCAge: 1h\n",
+			check: func(t *testing.T, c Configuration) {
+				if len(c.EvictionHard) != 2 || c.EvictionHard["memory.available"] != "1Gi" || c.EvictionHard["pid.available"] != "10%" ||
+					c.EvictionPressureTransitionPeriod.Duration != 30*time.Second || *c.ImageGCHighThresholdPercent != 90 ||
+					*c.ImageGCLowThresholdPercent != 70 || c.ImageMinimumGCAge.Duration != time.Hour {
+					t.Errorf("read: %+v", c)
+				}
+			},
+		},
+		{name: "unknown eviction signal", body: "evictionHard:\n  memory.free: 1Gi\n", wantErr: `evictionHard: unknown signal "memory.free"`},
+		{name: "bad eviction percentage", body: "evictionHard:\n  nodefs.available: 150%\n", wantErr: `evictionHard: nodefs.available: "150%" is not a percentage`},
+		{name: "image GC low above high", body: "imageGCHighThresholdPercent: 70\n", wantErr: "imageGCLowThresholdPercent (80) must not be above imageGCHighThresholdPercent (70)"},
+		{name: "soft eviction is not supported", body: "evictionSoft:\n  memory.available: 1Gi\n", wantErr: `unknown field "evictionSoft"`},
 		{name: "unknown field is named", body: "staticPodPath: /x\nstaticPodPth: /y\n", wantErr: `unknown field "staticPodPth"`},
 		{name: "unsupported kubelet field is named", body: "cpuManagerPolicy: static\n", wantErr: `unknown field "cpuManagerPolicy"`},
 		{
