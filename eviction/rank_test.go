@@ -29,7 +29,7 @@ func testPod(name, memRequest, diskRequest string, prio int32) *v1.Pod {
 	}
 }
 
-func mi(n int64) *int64 { v := n << 20; return &v }
+func mi(n int64) *int64  { v := n << 20; return &v }
 func n64(n int64) *int64 { return &n }
 
 func names(pods []RankedPod) string {

@@ -42,7 +42,7 @@ func TestHostMemory(t *testing.T) {
 	t.Run("cgroup v2: MemTotal - MemFree - inactive_file", func(t *testing.T) {
 		root := t.TempDir()
 		writeFiles(t, root, map[string]string{
-			"proc/meminfo":               meminfo,
+			"proc/meminfo":              meminfo,
 			"sys/fs/cgroup/memory.stat": "anon 1\ninactive_file 1024000000\n",
 		})
 		capacity, ws, err := HostMemory{Root: root}.ReadMemory()

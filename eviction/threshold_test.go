@@ -18,7 +18,7 @@ func TestParseThresholds(t *testing.T) {
 			want: []string{"memory.available=100Mi", "nodefs.available=10%", "nodefs.inodesFree=5%", "imagefs.available=15%"}},
 		{name: "a given map replaces the defaults", in: map[string]string{"memory.available": "1Gi"}, want: []string{"memory.available=1Gi"}},
 		{name: "every signal, ordered memory, pids, disk",
-			in: map[string]string{"imagefs.inodesFree": "1%", "pid.available": "5%", "nodefs.available": "2.5%", "memory.available": "500Mi"},
+			in:   map[string]string{"imagefs.inodesFree": "1%", "pid.available": "5%", "nodefs.available": "2.5%", "memory.available": "500Mi"},
 			want: []string{"memory.available=500Mi", "pid.available=5%", "nodefs.available=2.5%", "imagefs.inodesFree=1%"}},
 		{name: "zero thresholds are dropped", in: map[string]string{"memory.available": "0", "nodefs.available": "0%", "pid.available": "1000"},
 			want: []string{"pid.available=1k"}},
