@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/eviction"
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -53,61 +51,23 @@ const (
 	nodeStatusRetryInitial = 200 * time.Millisecond
 )
 
-// nodeThreshold is a hard eviction threshold: a quantity, or a percentage of capacity.
-type nodeThreshold struct {
-	quantity *resource.Quantity
-	fraction float64 // of capacity, when quantity is nil
-}
-
-// of is the threshold for a given capacity, in the capacity's unit.
-func (t nodeThreshold) of(capacity resource.Quantity) resource.Quantity {
-	if t.quantity != nil {
-		return t.quantity.DeepCopy()
-	}
-	return *resource.NewQuantity(int64(float64(capacity.Value())*t.fraction), capacity.Format)
-}
-
-// nodeEvictionSignals are the hard eviction signals a KubeletConfiguration may name.
-var nodeEvictionSignals = []string{
-	"memory.available", "allocatableMemory.available", "nodefs.available", "nodefs.inodesFree",
-	"imagefs.available", "imagefs.inodesFree", "containerfs.available", "containerfs.inodesFree",
-	"pid.available",
-}
+// nodeThreshold is a hard eviction threshold (the zero value: none).
+type nodeThreshold = eviction.Threshold
 
 // parseEvictionHard reads the thresholds that allocatable subtracts: memory.available (from
-// memory) and nodefs.available (from ephemeral-storage). A nil map means the kubelet's defaults
-// (memory.available 100Mi, nodefs.available 10%); a given map is taken as it is, so a signal it
-// leaves out has no threshold.
+// memory) and nodefs.available (from ephemeral-storage), with the eviction manager's parser. A nil
+// map means the kubelet's defaults; a given map is taken as it is, so a signal it leaves out has
+// no threshold.
 func parseEvictionHard(m map[string]string) (memory, nodefs nodeThreshold, err error) {
-	if m == nil {
-		m = map[string]string{"memory.available": "100Mi", "nodefs.available": "10%"}
+	ts, err := eviction.ParseThresholds(m)
+	if err != nil {
+		return memory, nodefs, err
 	}
-	for signal, value := range m {
-		known := false
-		for _, s := range nodeEvictionSignals {
-			known = known || s == signal
-		}
-		if !known {
-			return memory, nodefs, fmt.Errorf("evictionHard: unknown signal %q (known: %s)", signal, strings.Join(nodeEvictionSignals, ", "))
-		}
-		var t nodeThreshold
-		if p, ok := strings.CutSuffix(value, "%"); ok {
-			f, err := strconv.ParseFloat(p, 64)
-			if err != nil || f < 0 || f > 100 || math.IsNaN(f) {
-				return memory, nodefs, fmt.Errorf("evictionHard: %s: %q is not a percentage between 0%% and 100%%", signal, value)
-			}
-			t.fraction = f / 100
-		} else {
-			q, err := resource.ParseQuantity(value)
-			if err != nil || q.Sign() < 0 {
-				return memory, nodefs, fmt.Errorf("evictionHard: %s: %q is neither a quantity nor a percentage", signal, value)
-			}
-			t.quantity = &q
-		}
-		switch signal {
-		case "memory.available":
+	for _, t := range ts {
+		switch t.Signal {
+		case eviction.SignalMemoryAvailable:
 			memory = t
-		case "nodefs.available":
+		case eviction.SignalNodeFsAvailable:
 			nodefs = t
 		}
 	}
@@ -141,9 +101,9 @@ func (n *nodeAgent) allocatable(capacity v1.ResourceList) v1.ResourceList {
 		}
 		switch name {
 		case v1.ResourceMemory:
-			v.Sub(n.memoryEviction.of(c))
+			v.Sub(n.memoryEviction.Value(c))
 		case v1.ResourceEphemeralStorage:
-			v.Sub(n.nodefsEviction.of(c))
+			v.Sub(n.nodefsEviction.Value(c))
 		}
 		if v.Sign() < 0 {
 			v = *resource.NewQuantity(0, c.Format)
