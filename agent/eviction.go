@@ -100,8 +100,9 @@ func (a *Agent) activePods() []*v1.Pod {
 
 // podUsage sums the runtime's container stats by pod: working set, writable layer (bytes and
 // inodes), plus the size of the pod's log directory for ephemeral storage, as the kubelet counts
-// it (emptyDir volumes are not counted: Berth has none yet). Process counts are not measured (CRI
-// container stats carry none), so pid.available ranks by priority alone.
+// it (emptyDir volumes are not counted: Berth has none yet). Process counts come from the
+// runtime's sandbox stats (CRI ListPodSandboxStats); a runtime without them leaves pid.available
+// ranking by priority alone.
 func (a *Agent) podUsage(ctx context.Context) (map[types.UID]eviction.PodUsage, error) {
 	stats, err := a.cfg.Runtime.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{
 		LabelSelector: map[string]string{cri.LabelManagedBy: cri.ManagedByValue},
@@ -147,6 +148,18 @@ func (a *Agent) podUsage(ctx context.Context) (map[types.UID]eviction.PodUsage, 
 		out[uid] = u
 		if ns, pod := labels[cri.LabelPodNamespace], labels[cri.LabelPodName]; pod != "" {
 			logDirs[uid] = cri.PodLogDir(a.cfg.PodLogsDir, ns, pod, uid)
+		}
+	}
+	if sbStats, err := a.cfg.Runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{
+		LabelSelector: map[string]string{cri.LabelManagedBy: cri.ManagedByValue},
+	}); err == nil {
+		for _, st := range sbStats {
+			uid := types.UID(st.GetAttributes().GetMetadata().GetUid())
+			if pc := st.GetLinux().GetProcess().GetProcessCount(); pc != nil && uid != "" {
+				u := out[uid]
+				add(&u.Processes, int64(pc.Value))
+				out[uid] = u
+			}
 		}
 	}
 	for uid, dir := range logDirs {

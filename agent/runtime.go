@@ -34,6 +34,7 @@ type Runtime interface {
 	// Eviction and image garbage collection.
 	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
 	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
+	ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error)
 	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
 	RemoveImage(ctx context.Context, image string) error
 }

@@ -17,3 +17,15 @@ func (c *Client) ListContainerStats(ctx context.Context, filter *runtimeapi.Cont
 	}
 	return r.Stats, nil
 }
+
+// ListPodSandboxStats returns the runtime's statistics of the sandboxes matching filter (nil for
+// all): per pod, its processes among them.
+func (c *Client) ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error) {
+	ctx, cancel := c.ctx(ctx)
+	defer cancel()
+	r, err := c.rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{Filter: filter})
+	if err != nil {
+		return nil, wrap("ListPodSandboxStats", err)
+	}
+	return r.Stats, nil
+}

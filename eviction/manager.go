@@ -212,7 +212,7 @@ func (m *Manager) Synchronize(ctx context.Context) *v1.Pod {
 		ranked = append(ranked, RankedPod{Pod: p, Usage: u, Found: found})
 	}
 	if len(ranked) == 0 {
-		m.log.Error("eviction threshold met but no pod can be evicted", "signal", t.Signal)
+		m.log.Warn("eviction threshold met but no pod can be evicted (critical pods never are)", "signal", t.Signal)
 		return nil
 	}
 	Rank(t.Signal, ranked)
@@ -224,7 +224,9 @@ func (m *Manager) Synchronize(ctx context.Context) *v1.Pod {
 			GracePeriodSeconds: HardEvictionGracePeriod,
 		}
 		if m.cfg.Evict(rp.Pod, e) {
-			m.log.Warn("pod evicted", "pod", rp.Pod.Namespace+"/"+rp.Pod.Name, "uid", string(rp.Pod.UID), "message", e.Message)
+			m.log.Warn("pod evicted", "pod", rp.Pod.Namespace+"/"+rp.Pod.Name, "uid", string(rp.Pod.UID), "message", e.Message,
+				"memoryWorkingSet", value(rp.Usage.MemoryWorkingSet), "ephemeralBytes", value(rp.Usage.EphemeralBytes),
+				"processes", value(rp.Usage.Processes), "measured", rp.Found)
 			m.mu.Lock()
 			m.evicting, m.evictingSince = rp.Pod, now
 			m.mu.Unlock()

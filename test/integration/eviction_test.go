@@ -100,8 +100,8 @@ func podCondition(p *v1.Pod, t v1.PodConditionType) *v1.PodCondition {
 // and the condition clears once the transition period has passed since the threshold was last met.
 func TestClusterEviction(t *testing.T) {
 	const (
-		hogSize    = 2 << 30 // what the BestEffort pod holds
-		margin     = 1 << 30 // the threshold sits this far below what is available without the hog
+		hogSize    = 3 << 30 // what the BestEffort pod holds
+		margin     = 3 << 29 // 1.5Gi: the threshold sits this far below what is available without the hog
 		transition = 30 * time.Second
 	)
 	c := newCluster(t)
