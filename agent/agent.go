@@ -177,6 +177,7 @@ func New(cfg Config) (*Agent, error) {
 		MinimumGCAge:         cfg.ImageMinimumGCAge,
 		Runtime:              cfg.Runtime,
 		Fs:                   eviction.Statfs{},
+		SandboxImage:         cfg.Runtime.SandboxImage,
 		Event:                a.nodeEvent,
 		Clock:                cfg.Clock,
 		Logger:               cfg.Logger.With("component", "image-gc"),

@@ -37,4 +37,5 @@ type Runtime interface {
 	ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error)
 	ListImages(ctx context.Context) ([]*runtimeapi.Image, error)
 	RemoveImage(ctx context.Context, image string) error
+	SandboxImage(ctx context.Context) (string, error)
 }

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -227,6 +228,24 @@ func (c *Client) StatusInfo(ctx context.Context) (map[string]string, error) {
 		return nil, wrap("Status", err)
 	}
 	return r.Info, nil
+}
+
+// SandboxImage is the image the runtime makes pod sandboxes from, read from its verbose status
+// (containerd: config.sandboxImage); "" when the runtime does not say.
+func (c *Client) SandboxImage(ctx context.Context) (string, error) {
+	info, err := c.StatusInfo(ctx)
+	if err != nil {
+		return "", err
+	}
+	var cfg struct {
+		SandboxImage string `json:"sandboxImage"`
+	}
+	if raw, ok := info["config"]; ok {
+		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+			return "", fmt.Errorf("CRI Status: the runtime's config: %w", err)
+		}
+	}
+	return cfg.SandboxImage, nil
 }
 
 // RunPodSandbox creates and starts a sandbox and returns its ID.

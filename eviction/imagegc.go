@@ -29,6 +29,7 @@ type ImageRuntime interface {
 	RemoveImage(ctx context.Context, image string) error
 	ListContainers(ctx context.Context, filter *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error)
 	ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage, error)
+	ImageStatus(ctx context.Context, image string) (*runtimeapi.Image, error)
 }
 
 // ImageGCConfig configures image garbage collection.
@@ -44,6 +45,10 @@ type ImageGCConfig struct {
 	Runtime ImageRuntime
 	// Fs reads the image filesystem's size (statfs of ImageFsInfo's mountpoint).
 	Fs FsReader
+	// SandboxImage names the runtime's sandbox (pause) image, which is always kept: runtimes that
+	// do not pin it (containerd 1.6) would otherwise lose it while no pod runs, and a node without
+	// a registry could not start a pod again. nil or "": none.
+	SandboxImage func(ctx context.Context) (string, error)
 	// Event records a node event (ImageGCFailed, FreeDiskSpaceFailed); nil for none.
 	Event  func(eventType, reason, message string)
 	Clock  clock.WithTicker
@@ -61,7 +66,7 @@ type imageRecord struct {
 // ImageGC removes the images no container uses, least recently used first, when the image
 // filesystem fills up, as the kubelet's image manager does:
 //   - an image is in use while any container (running or not) refers to it, by id, tag or digest;
-//     those images and the runtime's pinned ones (the sandbox image) are never removed;
+//     those images, the runtime's sandbox image and its pinned images are never removed;
 //   - an image is a candidate once unused for MinimumGCAge (counted from when Berth first saw it);
 //   - candidates go least recently used first (never used before any used), until the
 //     filesystem is back at LowThresholdPercent.
@@ -154,6 +159,21 @@ func (g *ImageGC) detect(ctx context.Context, now time.Time) (map[string]bool, e
 		}
 	}
 	inUse := map[string]bool{}
+	if g.cfg.SandboxImage != nil {
+		name, err := g.cfg.SandboxImage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the runtime's sandbox image: %w", err)
+		}
+		if name != "" {
+			img, err := g.cfg.Runtime.ImageStatus(ctx, name)
+			if err != nil {
+				return nil, fmt.Errorf("the runtime's sandbox image %s: %w", name, err)
+			}
+			if img != nil {
+				refs[img.GetId()] = true
+			}
+		}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	present := map[string]bool{}

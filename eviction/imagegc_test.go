@@ -154,3 +154,39 @@ func TestImageGCConfig(t *testing.T) {
 		t.Errorf("100/80 (GC off): %v", err)
 	}
 }
+
+// The runtime's sandbox image is kept even when no container uses it.
+func TestImageGCKeepsSandboxImage(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := fakecri.New(fakecri.Config{Images: []string{"registry.k8s.io/pause:3.9", "old:1"}, Clock: clk})
+	if err := s.Serve(filepath.Join(t.TempDir(), "cri.sock")); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	rt, err := cri.NewClient(cri.ClientConfig{Endpoint: s.Endpoint(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	gc, err := eviction.NewImageGC(eviction.ImageGCConfig{
+		Runtime: rt, Fs: &imageFs{rt: rt, base: 90}, Clock: clk, MinimumGCAge: time.Minute,
+		SandboxImage: func(context.Context) (string, error) { return "registry.k8s.io/pause:3.9", nil },
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := gc.GarbageCollect(ctx); err == nil {
+		t.Error("nothing old enough, yet no shortfall reported")
+	}
+	clk.Step(2 * time.Minute)
+	_ = gc.GarbageCollect(ctx) // 98% used: everything that may go goes, still short
+	imgs, err := rt.ListImages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 || imgs[0].RepoTags[0] != "registry.k8s.io/pause:3.9" {
+		t.Errorf("images left: %v, want the sandbox image only", imgs)
+	}
+}
