@@ -193,7 +193,7 @@ func (m *Manager) Synchronize(ctx context.Context) *v1.Pod {
 	}
 	o := obs[t.Signal]
 	resourceName := t.Signal.Resource()
-	m.log.Warn("eviction threshold met: evicting a pod", "signal", t.Signal, "threshold", t.String(), "available", o.Available.String())
+	m.log.Warn("eviction threshold met", "signal", t.Signal, "threshold", t.String(), "available", o.Available.String())
 	if m.cfg.Event != nil {
 		m.cfg.Event(v1.EventTypeWarning, "EvictionThresholdMet", "Attempting to reclaim "+string(resourceName))
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // setEvictionConfig puts lines in the eviction part of the config file (before the node server's).
-func (c *cluster) setEvictionConfig(lines string) {
+func (c *env) setEvictionConfig(lines string) {
 	c.t.Helper()
 	s := string(mustRead(c.t, c.config))
 	server := ""
@@ -231,5 +231,74 @@ func TestClusterEviction(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// TestStaticPodsNeverEvicted: standalone, with memory.available at 100% (always met): Berth sees the
+// pressure, finds only a static pod — critical, as for the kubelet — and evicts nothing.
+func TestStaticPodsNeverEvicted(t *testing.T) {
+	e := newEnv(t)
+	e.setEvictionConfig("evictionHard:\n  memory.available: 100%\n")
+	e.writeManifest("steady.yaml", shPod("steady", "Always", "sleep 3600"))
+	e.start()
+	e.waitPods("steady running", 30*time.Second, podRunning("steady"))
+	// A monitoring period that starts after the pod runs: it must skip it.
+	seen := len(mustRead(t, e.logPath))
+	waitFor(t, "the eviction manager to find no pod it may evict", 30*time.Second, func() bool {
+		return strings.Contains(string(mustRead(t, e.logPath)[seen:]), "eviction threshold met but no pod can be evicted")
+	})
+	p := findPod(e.pods(), "steady")
+	if p.Phase != "Running" || p.Restarts != 0 {
+		t.Errorf("static pod under memory pressure: %+v", p)
+	}
+	if strings.Contains(string(mustRead(t, e.logPath)), "evicting pod") {
+		t.Error("Berth tried to evict a static pod")
+	}
+}
+
+// TestClusterDiskPressure: nodefs.available at 100% (always met): DiskPressure with the kubelet's
+// reason, an EvictionThresholdMet event for ephemeral-storage; every new API pod is refused, a
+// Burstable one too (disk pressure is not memory pressure), while a static pod still runs.
+func TestClusterDiskPressure(t *testing.T) {
+	c := newCluster(t)
+	// imageMinimumGCAge: the reclaim before any eviction must not remove the test images.
+	c.setEvictionConfig("evictionHard:\n  nodefs.available: 100%\nimageMinimumGCAge: 1h\n")
+	c.writeManifest("static.yaml", shPod("static", "Always", "sleep 3600"))
+	c.start()
+	waitFor(t, "DiskPressure True", 30*time.Second, func() bool {
+		n, err := c.admin.CoreV1().Nodes().Get(context.Background(), clusterNode, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		d, m := nodeConditionOf(n, v1.NodeDiskPressure), nodeConditionOf(n, v1.NodeMemoryPressure)
+		return d != nil && d.Status == v1.ConditionTrue && d.Reason == "KubeletHasDiskPressure" && d.Message == "kubelet has disk pressure" &&
+			m != nil && m.Status == v1.ConditionFalse
+	})
+	p := apiPod("burstable", "Always", "sleep", "3600")
+	p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("16Mi")}
+	c.create(p)
+	refused := c.waitPod("burstable", "refused", 20*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if refused.Status.Reason != "Evicted" || refused.Status.Message != "The node had condition: [DiskPressure]. " {
+		t.Errorf("pod under disk pressure: reason %q message %q", refused.Status.Reason, refused.Status.Message)
+	}
+	c.waitPods("the static pod running", 30*time.Second, podRunning("static"))
+	seen := len(mustRead(t, c.logPath))
+	waitFor(t, "a monitoring period after the static pod runs", 30*time.Second, func() bool {
+		return strings.Contains(string(mustRead(t, c.logPath)[seen:]), "eviction threshold met but no pod can be evicted")
+	})
+	if s := findPod(c.pods(), "static"); s.Phase != "Running" || s.Restarts != 0 || strings.Contains(string(mustRead(t, c.logPath)), "evicting pod") {
+		t.Errorf("static pod under disk pressure: %+v", s)
+	}
+	waitFor(t, "EvictionThresholdMet for ephemeral-storage", 30*time.Second, func() bool {
+		evs, err := c.admin.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + clusterNode})
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "EvictionThresholdMet" && ev.Message == "Attempting to reclaim ephemeral-storage" {
+				return true
+			}
+		}
+		return false
 	})
 }
