@@ -155,6 +155,17 @@ func TestClusterEviction(t *testing.T) {
 		!strings.Contains(st.Message, "request is 0, has larger consumption of memory.") {
 		t.Errorf("evicted pod: reason %q message %q, want Evicted and %q... with the hog's usage", st.Reason, st.Message, wantMsg)
 	}
+	// The message's numbers: the configured threshold, and what was available below it.
+	var thr, avail string
+	if _, err := fmt.Sscanf(strings.TrimPrefix(st.Message, "The node was low on resource: memory. "), "Threshold quantity: %s available: %s", &thr, &avail); err != nil {
+		t.Errorf("message %q: %v", st.Message, err)
+	} else {
+		q, err1 := resource.ParseQuantity(strings.TrimSuffix(thr, ","))
+		a, err2 := resource.ParseQuantity(strings.TrimSuffix(avail, "."))
+		if err1 != nil || err2 != nil || q.Value() != threshold*1024 || a.Cmp(q) >= 0 {
+			t.Errorf("message %q: threshold %q (want %dKi), available %q (want below it)", st.Message, thr, threshold, avail)
+		}
+	}
 	if dt := podCondition(evicted, v1.DisruptionTarget); dt == nil || dt.Status != v1.ConditionTrue || dt.Reason != "TerminationByKubelet" {
 		t.Errorf("evicted pod: DisruptionTarget condition %+v, want True/TerminationByKubelet", dt)
 	}
