@@ -23,6 +23,10 @@
 //	    up before each sync's step and torn down with the pod (package volumes; volume_objects.go
 //	    caches the ConfigMaps and Secrets they read; emptydir_limits.go evicts a pod whose emptyDir
 //	    outgrows its sizeLimit through pod_evict.go).
+//	  - Node pressure (eviction.go): the eviction package's manager measures the node, sets the
+//	    pressure conditions, refuses pods under pressure (admission.go) and evicts the pods it ranks
+//	    first through evictPod (pod_evict.go): stopped with the eviction's grace period, Failed
+//	    with reason Evicted, never started again. Image garbage collection runs beside it.
 //	  - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
 //	    workers, and, once every source has reported, terminates pods no source wants.
 //
