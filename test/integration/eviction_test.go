@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -312,4 +314,61 @@ func TestClusterDiskPressure(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// importImage builds a one-file image with test/env/mkimage and imports it into the test's
+// containerd with ctr.
+func (e *env) importImage(name string) {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	file := filepath.Join(dir, "data")
+	if err := os.WriteFile(file, []byte("image "+name+" made at "+time.Now().String()), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	tarball := filepath.Join(dir, "image.tar")
+	if out, err := exec.Command("go", "run", "../env/mkimage", "-name", name, "-file", file+"=/data", "-o", tarball).CombinedOutput(); err != nil {
+		e.t.Fatalf("mkimage: %v\n%s", err, out)
+	}
+	sock := strings.TrimPrefix(e.endpoint, "unix://")
+	if out, err := exec.Command("ctr", "--address", sock, "-n", "k8s.io", "images", "import", tarball).CombinedOutput(); err != nil {
+		e.t.Fatalf("ctr import: %v\n%s", err, out)
+	}
+}
+
+func (e *env) imagePresent(ref string) bool {
+	e.t.Helper()
+	img, err := e.rt.ImageStatus(context.Background(), ref)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return img != nil
+}
+
+// TestClusterDiskPressureReclaimsImages: under disk pressure, unused images go before any pod —
+// against containerd: an image no container uses is removed once older than imageMinimumGCAge,
+// while the image a running static pod uses and the runtime's sandbox image stay.
+func TestClusterDiskPressureReclaimsImages(t *testing.T) {
+	const victim = "localhost/berth-gc-victim:1"
+	c := newCluster(t)
+	c.importImage(victim)
+	t.Cleanup(func() { _ = c.rt.RemoveImage(context.Background(), victim) })
+	// The static pod runs before the pressure starts, so its image is in use from the first look.
+	c.writeManifest("static.yaml", shPod("static", "Always", "sleep 3600"))
+	c.start()
+	c.waitPods("the static pod running", 30*time.Second, podRunning("static"))
+	c.stop()
+	c.setEvictionConfig("evictionHard:\n  nodefs.available: 100%\nimageMinimumGCAge: 5s\n")
+	c.start()
+	if !c.imagePresent(victim) {
+		t.Fatal("the unused image is gone before it was old enough")
+	}
+	waitFor(t, "the unused image removed", 40*time.Second, func() bool { return !c.imagePresent(victim) })
+	for _, ref := range []string{"localhost/busybox:latest", "localhost/pause:3.9"} {
+		if !c.imagePresent(ref) {
+			t.Errorf("%s was removed: it is in use (the static pod, the sandbox image)", ref)
+		}
+	}
+	if s := findPod(c.pods(), "static"); s == nil || s.Phase != "Running" || s.Restarts != 0 {
+		t.Errorf("static pod: %+v", s)
+	}
 }
