@@ -70,10 +70,6 @@ type Config struct {
 	EvictionHard                     map[string]string
 	EvictionPressureTransitionPeriod time.Duration
 	EvictionMonitoringPeriod         time.Duration
-	// EvictionSignals replaces the host's signal readers (tests); nil reads the host.
-	EvictionSignals interface {
-		Observe(ctx context.Context) (eviction.Observations, error)
-	}
 	// ImageGCHighThresholdPercent (85) and ImageGCLowThresholdPercent (80) bound the image
 	// filesystem's use; ImageMinimumGCAge (2m) is how long an image must be unused to go.
 	ImageGCHighThresholdPercent int

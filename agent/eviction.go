@@ -22,15 +22,12 @@ func (a *Agent) newEvictionManager() error {
 	if err != nil {
 		return err
 	}
-	readers := cfg.EvictionSignals
-	if readers == nil {
-		readers = eviction.SignalReaders{
-			Memory:  eviction.HostMemory{Root: "/"},
-			Fs:      eviction.Statfs{},
-			ImageFs: runtimeImageFs{cfg.Runtime},
-			PIDs:    eviction.HostPIDs{},
-			RootDir: cfg.RootDir,
-		}
+	readers := eviction.SignalReaders{
+		Memory:  eviction.HostMemory{Root: "/"},
+		Fs:      eviction.Statfs{},
+		ImageFs: runtimeImageFs{cfg.Runtime},
+		PIDs:    eviction.HostPIDs{},
+		RootDir: cfg.RootDir,
 	}
 	m, err := eviction.NewManager(eviction.Config{
 		Thresholds:               thresholds,
