@@ -66,7 +66,8 @@ type Config struct {
 
 	// EvictionHard are the hard eviction thresholds (kubelet syntax; nil: the kubelet's defaults),
 	// kept for EvictionPressureTransitionPeriod (5m) after they were last met, measured every
-	// EvictionMonitoringPeriod (10s; not a kubelet setting, for tests). See docs/eviction.md.
+	// EvictionMonitoringPeriod (10s; not a kubelet setting, so not in the config file). See
+	// docs/eviction.md.
 	EvictionHard                     map[string]string
 	EvictionPressureTransitionPeriod time.Duration
 	EvictionMonitoringPeriod         time.Duration
