@@ -372,3 +372,27 @@ func TestClusterDiskPressureReclaimsImages(t *testing.T) {
 		t.Errorf("static pod: %+v", s)
 	}
 }
+
+// TestClusterPIDPressure: pid.available at 100% (always met, measured from pid_max and the kernel's
+// task count): PIDPressure with the kubelet's reason, and a new Burstable pod refused.
+func TestClusterPIDPressure(t *testing.T) {
+	c := newCluster(t)
+	c.setEvictionConfig("evictionHard:\n  pid.available: 100%\n")
+	c.start()
+	waitFor(t, "PIDPressure True", 30*time.Second, func() bool {
+		n, err := c.admin.CoreV1().Nodes().Get(context.Background(), clusterNode, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		p, d := nodeConditionOf(n, v1.NodePIDPressure), nodeConditionOf(n, v1.NodeDiskPressure)
+		return p != nil && p.Status == v1.ConditionTrue && p.Reason == "KubeletHasInsufficientPID" && p.Message == "kubelet has insufficient PID available" &&
+			d != nil && d.Status == v1.ConditionFalse
+	})
+	p := apiPod("burstable", "Always", "sleep", "3600")
+	p.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("16Mi")}
+	c.create(p)
+	refused := c.waitPod("burstable", "refused", 20*time.Second, func(p *v1.Pod) bool { return p.Status.Phase == v1.PodFailed })
+	if refused.Status.Reason != "Evicted" || refused.Status.Message != "The node had condition: [PIDPressure]. " {
+		t.Errorf("pod under PID pressure: reason %q message %q", refused.Status.Reason, refused.Status.Message)
+	}
+}
