@@ -84,6 +84,9 @@ func (m *podWorkers) activePods() []*v1.Pod {
 		if pod == nil || removed || killed != nil || terminal(pod) {
 			continue
 		}
+		if r := m.store.get(w.uid); r != nil && podIsTerminal(&r.status) {
+			continue // finished in the runtime (a completed Job-like pod), though its source says not yet
+		}
 		out = append(out, pod)
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/eviction"
+	"github.com/berth-dev/berth/volumes"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -64,8 +65,7 @@ func (a *Agent) nodeEvent(eventType, reason, message string) {
 	a.recorder.Eventf(a.node.nodeRef(), eventType, reason, "%s", message)
 }
 
-// activePods are the pods that run: a worker that is neither terminating nor evicted, and a
-// status that is not terminal.
+// activePods are the pods that run (podWorkers.activePods), none before Run.
 func (a *Agent) activePods() []*v1.Pod {
 	a.mu.Lock()
 	workers := a.workers
@@ -73,31 +73,12 @@ func (a *Agent) activePods() []*v1.Pod {
 	if workers == nil {
 		return nil
 	}
-	workers.mu.Lock()
-	list := make([]*podWorker, 0, len(workers.workers))
-	for _, w := range workers.workers {
-		list = append(list, w)
-	}
-	workers.mu.Unlock()
-	var out []*v1.Pod
-	for _, w := range list {
-		w.mu.Lock()
-		pod, skip := w.pod, w.removed || w.killed != nil
-		w.mu.Unlock()
-		if skip || pod == nil || terminal(pod) {
-			continue
-		}
-		if r := a.store.get(w.uid); r != nil && podIsTerminal(&r.status) {
-			continue
-		}
-		out = append(out, pod)
-	}
-	return out
+	return workers.activePods()
 }
 
 // podUsage sums the runtime's container stats by pod: working set, writable layer (bytes and
-// inodes), plus the size of the pod's log directory for ephemeral storage, as the kubelet counts
-// it (emptyDir volumes are not counted: Berth has none yet). Process counts come from the
+// inodes), plus the size of the pod's log directory and of its disk-backed emptyDir volumes for
+// ephemeral storage, as the kubelet counts it. Process counts come from the
 // runtime's sandbox stats (CRI ListPodSandboxStats); a runtime without them leaves pid.available
 // ranking by priority alone.
 func (a *Agent) podUsage(ctx context.Context) (map[types.UID]eviction.PodUsage, error) {
@@ -158,6 +139,20 @@ func (a *Agent) podUsage(ctx context.Context) (map[types.UID]eviction.PodUsage, 
 				out[uid] = u
 			}
 		}
+	}
+	for _, pod := range a.activePods() {
+		u, ok := out[pod.UID]
+		if !ok {
+			continue
+		}
+		for _, vol := range pod.Spec.Volumes {
+			if ed := vol.EmptyDir; ed != nil && ed.Medium == v1.StorageMediumDefault {
+				if n, err := volumes.DiskUsage(volumes.VolumeDir(a.cfg.RootDir, pod.UID, volumes.PluginEmptyDir, vol.Name)); err == nil {
+					add(&u.EphemeralBytes, n)
+				}
+			}
+		}
+		out[pod.UID] = u
 	}
 	for uid, dir := range logDirs {
 		if n, err := dirSize(dir); err == nil {

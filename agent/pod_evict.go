@@ -14,7 +14,8 @@ const reasonEvicted = "Evicted"
 // event is recorded on the pod. It reports false when the pod has no worker, is already
 // terminating, evicted or finished.
 //
-// The emptyDir sizeLimit check (emptydir_limits.go) calls it.
+// The emptyDir sizeLimit check (emptydir_limits.go) and the node-pressure eviction manager
+// (eviction.go) call it.
 func (a *Agent) evictPod(pod *v1.Pod, message string, gracePeriod int64) bool {
 	a.mu.Lock()
 	workers := a.workers

@@ -20,7 +20,7 @@ import (
 // never restarted, no longer active, not evicted twice.
 func TestEvictPod(t *testing.T) {
 	h := newWorkersHarness(t)
-	a := &Agent{cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store: h.store, workers: h.workers}
+	a := &Agent{cfg: Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: h.clock}, store: h.store, workers: h.workers}
 	p := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hog", UID: "hog-uid"},
 		Spec: v1.PodSpec{
@@ -40,7 +40,7 @@ func TestEvictPod(t *testing.T) {
 		t.Fatalf("%d active pods, want 2", got)
 	}
 	e := eviction.Eviction{Signal: eviction.SignalMemoryAvailable, Reason: "Evicted", Message: "The node was low on resource: memory. ", GracePeriodSeconds: 1}
-	if !a.evictPod(p, e) {
+	if !a.evictPod(p, e.Message, e.GracePeriodSeconds) {
 		t.Fatal("evictPod refused a running pod")
 	}
 	st := h.waitStatus(t, p.UID, "Failed", func(st v1.PodStatus) bool {
@@ -79,7 +79,7 @@ func TestEvictPod(t *testing.T) {
 	if act := a.activePods(); len(act) != 1 || act[0].Name != "other" {
 		t.Errorf("active pods %v, want other only", act)
 	}
-	if a.evictPod(p, e) {
+	if a.evictPod(p, e.Message, e.GracePeriodSeconds) {
 		t.Error("evicted twice")
 	}
 	// Never started again: a minute of syncs later the container is still the one stopped.
