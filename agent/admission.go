@@ -171,6 +171,10 @@ func amount(name v1.ResourceName, q resource.Quantity) int64 {
 
 // hostPortConflict returns "TCP/8080" when p wants a host port an admitted pod holds.
 func hostPortConflict(p *v1.Pod, admitted map[types.UID]*v1.Pod) string {
+	wanted := hostPorts(p)
+	if len(wanted) == 0 {
+		return "" // most pods: no scan of every admitted pod (it made admitting n pods O(n²))
+	}
 	used := map[string]bool{}
 	for _, q := range admitted {
 		if terminal(q) {
@@ -180,7 +184,7 @@ func hostPortConflict(p *v1.Pod, admitted map[types.UID]*v1.Pod) string {
 			used[k] = true
 		}
 	}
-	for _, k := range hostPorts(p) {
+	for _, k := range wanted {
 		if used[k] {
 			return k
 		}
@@ -190,17 +194,19 @@ func hostPortConflict(p *v1.Pod, admitted map[types.UID]*v1.Pod) string {
 
 func hostPorts(p *v1.Pod) []string {
 	var out []string
-	for _, c := range append(append([]v1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-		for _, port := range c.Ports {
-			if port.HostPort == 0 {
-				continue
+	for _, cs := range [][]v1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			for _, port := range c.Ports {
+				if port.HostPort == 0 {
+					continue
+				}
+				proto := string(port.Protocol)
+				if proto == "" {
+					proto = "TCP"
+				}
+				// Keyed by protocol and port alone: a pod on 0.0.0.0:8080 and one on 10.0.0.1:8080 clash.
+				out = append(out, fmt.Sprintf("%s/%d", proto, port.HostPort))
 			}
-			proto := string(port.Protocol)
-			if proto == "" {
-				proto = "TCP"
-			}
-			// Keyed by protocol and port alone: a pod on 0.0.0.0:8080 and one on 10.0.0.1:8080 clash.
-			out = append(out, fmt.Sprintf("%s/%d", proto, port.HostPort))
 		}
 	}
 	return out
