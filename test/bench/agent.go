@@ -88,8 +88,8 @@ kubeAPIQPS: %d
 kubeAPIBurst: %d
 clusterDNS: [%s]
 clusterDomain: %s
-cgroupRoot: /berth-bench
-`, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain)
+cgroupRoot: %s
+`, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain, berthCgroupRoot)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -234,4 +236,40 @@ func lastLine(s string) string {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: %s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// berthCgroupRoot is Berth's cgroupRoot in the benchmarks, apart from the kubelet's /kubepods.
+const berthCgroupRoot = "/berth-bench"
+
+// removeCgroupRoot removes the (empty, once the pods are gone) cgroup tree under root in every
+// mounted cgroup hierarchy, deepest first, so that a run leaves no cgroups behind. A directory
+// that still holds processes stays, and is named.
+func removeCgroupRoot(root string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok || !(strings.HasPrefix(post, "cgroup ") || strings.HasPrefix(post, "cgroup2 ")) {
+			continue
+		}
+		fields := strings.Fields(pre)
+		if len(fields) < 5 {
+			continue
+		}
+		top := filepath.Join(fields[4], root)
+		var dirs []string
+		_ = filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				logf("cgroup %s left in place: %v", dirs[i], err)
+			}
+		}
+	}
 }

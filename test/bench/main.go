@@ -154,6 +154,7 @@ func run() error {
 		if h.cp != nil {
 			h.cp.down()
 		}
+		removeCgroupRoot(berthCgroupRoot)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
