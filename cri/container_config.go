@@ -306,18 +306,19 @@ func podFieldValue(pod *v1.Pod, ref *v1.ObjectFieldSelector, opts ContainerOptio
 	case "status.hostIPs":
 		return strings.Join(opts.HostIPs, ","), nil
 	default:
-		if key, ok := subscript(path, "metadata.labels"); ok {
+		if key, ok := FieldPathSubscript(path, "metadata.labels"); ok {
 			return pod.Labels[key], nil
 		}
-		if key, ok := subscript(path, "metadata.annotations"); ok {
+		if key, ok := FieldPathSubscript(path, "metadata.annotations"); ok {
 			return pod.Annotations[key], nil
 		}
 	}
 	return "", fmt.Errorf("fieldRef %s: unsupported field path", ref.FieldPath)
 }
 
-// subscript reads the key of a path like metadata.labels['app'].
-func subscript(path, field string) (string, bool) {
+// FieldPathSubscript reads the key of a downward API field path like metadata.labels['app'] (field
+// "metadata.labels"); env and downwardAPI volumes share it.
+func FieldPathSubscript(path, field string) (string, bool) {
 	rest, ok := strings.CutPrefix(path, field+"['")
 	if !ok {
 		return "", false

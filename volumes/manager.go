@@ -373,10 +373,10 @@ func downwardFieldValue(pod *v1.Pod, ref *v1.ObjectFieldSelector) (string, error
 	case "metadata.annotations":
 		return formatMap(pod.Annotations), nil
 	default:
-		if key, ok := subscript(path, "metadata.labels"); ok {
+		if key, ok := cri.FieldPathSubscript(path, "metadata.labels"); ok {
 			return pod.Labels[key], nil
 		}
-		if key, ok := subscript(path, "metadata.annotations"); ok {
+		if key, ok := cri.FieldPathSubscript(path, "metadata.annotations"); ok {
 			return pod.Annotations[key], nil
 		}
 	}
@@ -391,15 +391,6 @@ func formatMap(m map[string]string) string {
 		lines = append(lines, fmt.Sprintf("%s=%q", k, m[k]))
 	}
 	return strings.Join(lines, "\n")
-}
-
-func subscript(path, field string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, field+"['")
-	if !ok {
-		return "", false
-	}
-	key, ok := strings.CutSuffix(rest, "']")
-	return key, ok && key != ""
 }
 
 // projectedFiles is the union of a projected volume's sources.
