@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"time"
@@ -67,6 +68,9 @@ type Config struct {
 	AuthorizationMode    string
 	CacheAuthorizedTTL   time.Duration // 5m
 	CacheUnauthorizedTTL time.Duration // 30s
+	// EnableProfiling serves Go's profiles under /debug/pprof/ (enableProfilingHandler), authorized
+	// as nodes/proxy like any path without a narrower subresource.
+	EnableProfiling bool
 
 	// Client is the node's API client, for TokenReview and SubjectAccessReview.
 	Client kubernetes.Interface
@@ -190,6 +194,13 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc(m+" /attach/{ns}/{pod}/{uid}/{container}", s.attach)
 		mux.HandleFunc(m+" /portForward/{ns}/{pod}", s.portForward)
 		mux.HandleFunc(m+" /portForward/{ns}/{pod}/{uid}", s.portForward)
+	}
+	if s.cfg.EnableProfiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

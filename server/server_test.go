@@ -249,6 +249,28 @@ func TestServer(t *testing.T) {
 	if !seenMetrics {
 		t.Error("no SubjectAccessReview for nodes/metrics")
 	}
+
+	// enableProfilingHandler: off here, so /debug/pprof does not exist; on, it is served to whoever
+	// may use nodes/proxy.
+	if code, _ := get(&admin, "/debug/pprof/cmdline"); code != 404 {
+		t.Errorf("/debug/pprof with profiling off: %d, want 404", code)
+	}
+	ps, err := New(Config{NodeName: "n1", ClientCAFile: caFile, AuthorizationMode: AuthorizationWebhook, Client: client,
+		Pods: fakePods{pod}, Runtime: rt, Health: func() error { return nil }, EnableProfiling: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.Config.Handler = ps.Handler()
+	if code, body := get(&admin, "/debug/pprof/cmdline"); code != 200 || body == "" {
+		t.Errorf("admin /debug/pprof/cmdline: %d %q", code, body)
+	}
+	if sub := sars[len(sars)-1].ResourceAttributes.Subresource; sub != "proxy" {
+		t.Errorf("/debug/pprof authorized as nodes/%s, want nodes/proxy", sub)
+	}
+	if code, _ := get(&nobody, "/debug/pprof/"); code != 403 {
+		t.Errorf("nobody /debug/pprof/: %d, want 403", code)
+	}
 }
 
 func TestLogContainerFromStatus(t *testing.T) {

@@ -79,6 +79,8 @@ type Configuration struct {
 	TLSPrivateKeyFile  string                 `json:"tlsPrivateKeyFile,omitempty"`
 	Authentication     *KubeletAuthentication `json:"authentication,omitempty"`
 	Authorization      *KubeletAuthorization  `json:"authorization,omitempty"`
+	// EnableProfilingHandler serves /debug/pprof on the node server (true, as the kubelet).
+	EnableProfilingHandler *bool `json:"enableProfilingHandler,omitempty"`
 
 	// Logging is the kubelet's logging section, of which Berth reads verbosity (docs/systemd.md).
 	Logging *LoggingConfiguration `json:"logging,omitempty"`

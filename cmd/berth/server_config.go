@@ -14,7 +14,7 @@ import (
 )
 
 // The node server's part of the KubeletConfiguration (docs/node-server.md): address, port,
-// healthzBindAddress, healthzPort, tlsCertFile, tlsPrivateKeyFile, authentication and
+// healthzBindAddress, healthzPort, enableProfilingHandler, tlsCertFile, tlsPrivateKeyFile, authentication and
 // authorization, with the config file's (secure) defaults: no anonymous access, bearer tokens
 // checked by TokenReview, everything authorized by SubjectAccessReview.
 
@@ -62,6 +62,7 @@ func defaultServerConfiguration(c *Configuration) {
 	c.Port = 10250
 	c.HealthzBindAddress = "127.0.0.1"
 	c.HealthzPort = &healthz
+	c.EnableProfilingHandler = &yes
 	c.Authentication = &KubeletAuthentication{
 		Webhook:   KubeletWebhookAuthentication{Enabled: &yes, CacheTTL: metav1.Duration{Duration: 2 * time.Minute}},
 		Anonymous: KubeletAnonymousAuthentication{Enabled: &no},
@@ -88,6 +89,9 @@ func overlayServerConfiguration(c, into *Configuration) {
 		into.HealthzPort = c.HealthzPort
 	}
 	into.ReadOnlyPort = c.ReadOnlyPort
+	if c.EnableProfilingHandler != nil {
+		into.EnableProfilingHandler = c.EnableProfilingHandler
+	}
 	if c.TLSCertFile != "" {
 		into.TLSCertFile = c.TLSCertFile
 	}
@@ -165,6 +169,7 @@ func serverConfig(c *Configuration) server.Config {
 		AuthorizationMode:     c.Authorization.Mode,
 		CacheAuthorizedTTL:    c.Authorization.Webhook.CacheAuthorizedTTL.Duration,
 		CacheUnauthorizedTTL:  c.Authorization.Webhook.CacheUnauthorizedTTL.Duration,
+		EnableProfiling:       *c.EnableProfilingHandler,
 	}
 }
 
