@@ -21,6 +21,10 @@
 //     call CRI ReopenContainerLog, after which the runtime writes to a new file at the log path.
 //     When the reopen fails the rename is undone, so the runtime keeps writing where readers look.
 //
+// Steps 1–3 list the log's directory; they run on the first pass over a container and on the pass
+// after each rotation, since nothing else makes rotated files (the log path is asked of the runtime
+// once per container too). A pass over a log that did not grow past MaxSize is one stat.
+//
 // So a container never has more than MaxFiles files (counting the current one), and a rotation
 // costs one rename and one CRI call; the copy into gzip happens one pass later, off the hot path.
 // Readers (the node server's /containerLogs) read the current file and, when following, move on

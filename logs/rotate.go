@@ -44,6 +44,18 @@ type Config struct {
 type Rotator struct {
 	cfg Config
 	log *slog.Logger
+	// known is what earlier passes learnt of each running container, by ID. Only RotateAll
+	// (one goroutine) touches it.
+	known map[string]*containerLog
+}
+
+// containerLog is one container's log as the Rotator knows it. A container's log path never
+// changes, so it is asked of the runtime once; its rotated files only change when the Rotator
+// rotates, so they are listed (a glob of the log directory) on the first pass and on the pass
+// after each rotation only, not every Interval.
+type containerLog struct {
+	path string
+	tidy bool // the rotated files were listed and put in order, and nothing was rotated since
 }
 
 // Suffixes of rotated files, and the timestamp layout of their names (as the kubelet names them).
@@ -73,7 +85,7 @@ func NewRotator(cfg Config) (*Rotator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Rotator{cfg: cfg, log: cfg.Logger.With("component", "log-rotation")}, nil
+	return &Rotator{cfg: cfg, log: cfg.Logger.With("component", "log-rotation"), known: map[string]*containerLog{}}, nil
 }
 
 // Run rotates every Interval until ctx ends.
@@ -103,28 +115,84 @@ func (r *Rotator) RotateAll(ctx context.Context) {
 		}
 		return
 	}
+	running := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		running[c.Id] = true
+	}
+	for id := range r.known {
+		if !running[id] {
+			delete(r.known, id)
+		}
+	}
 	for _, c := range cs {
 		if ctx.Err() != nil {
 			return
 		}
-		st, err := r.cfg.Runtime.ContainerStatus(ctx, c.Id)
-		if err != nil {
-			if !cri.IsNotFound(err) {
-				r.log.Warn("container status for log rotation", "container", c.Id, "err", err)
+		l := r.known[c.Id]
+		if l == nil {
+			st, err := r.cfg.Runtime.ContainerStatus(ctx, c.Id)
+			if err != nil {
+				if !cri.IsNotFound(err) {
+					r.log.Warn("container status for log rotation", "container", c.Id, "err", err)
+				}
+				continue
 			}
-			continue
+			if st.LogPath == "" || st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				continue
+			}
+			l = &containerLog{path: st.LogPath}
+			r.known[c.Id] = l
 		}
-		if st.LogPath == "" || st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
-			continue
-		}
-		if err := r.rotate(ctx, c.Id, st.LogPath); err != nil {
-			r.log.Warn("log rotation", "container", c.Id, "log", st.LogPath, "err", err)
+		if err := r.rotate(ctx, c.Id, l); err != nil {
+			r.log.Warn("log rotation", "container", c.Id, "log", l.path, "err", err)
 		}
 	}
 }
 
 // rotate is one pass over one container's log (doc.go).
-func (r *Rotator) rotate(ctx context.Context, id, logPath string) error {
+func (r *Rotator) rotate(ctx context.Context, id string, l *containerLog) error {
+	logPath := l.path
+	if !l.tidy {
+		if err := r.tidy(logPath); err != nil {
+			return err
+		}
+		l.tidy = true
+	}
+	// 4. The current file, when too big.
+	st, err := os.Stat(logPath)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // not written yet, or the pod's log directory is being removed
+		}
+		return err
+	}
+	if st.Size() <= r.cfg.MaxSize {
+		return nil
+	}
+	newName := logPath + "." + r.cfg.Clock.Now().UTC().Format(timestampFormat)
+	if _, err := os.Lstat(newName); err == nil {
+		return nil // rotated once already this second: next pass
+	}
+	if err := os.Rename(logPath, newName); err != nil {
+		return fmt.Errorf("rename the log to %s: %w", filepath.Base(newName), err)
+	}
+	l.tidy = false // one more rotated file: the next pass gzips the one before it and trims
+	if err := r.cfg.Runtime.ReopenContainerLog(ctx, id); err != nil {
+		// Undo, so the runtime goes on writing where readers look. Should the runtime have made a
+		// new file after all, the renamed one stays as a rotated file.
+		if _, serr := os.Stat(logPath); os.IsNotExist(serr) {
+			if rerr := os.Rename(newName, logPath); rerr != nil {
+				return fmt.Errorf("reopen failed (%v), and renaming the log back failed: %w", err, rerr)
+			}
+		}
+		return fmt.Errorf("reopen the container log: %w", err)
+	}
+	r.log.Debug("container log rotated", "container", id, "log", logPath, "size", st.Size(), "rotatedTo", filepath.Base(newName))
+	return nil
+}
+
+// tidy is steps 1–3 of a pass (doc.go): the rotated files of logPath cleaned, trimmed and gzipped.
+func (r *Rotator) tidy(logPath string) error {
 	rotated, err := rotatedFiles(logPath)
 	if err != nil {
 		return err
@@ -157,35 +225,6 @@ func (r *Rotator) rotate(ctx context.Context, id, logPath string) error {
 			return err
 		}
 	}
-	// 4. The current file, when too big.
-	st, err := os.Stat(logPath)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil // not written yet, or the pod's log directory is being removed
-		}
-		return err
-	}
-	if st.Size() <= r.cfg.MaxSize {
-		return nil
-	}
-	newName := logPath + "." + r.cfg.Clock.Now().UTC().Format(timestampFormat)
-	if _, err := os.Lstat(newName); err == nil {
-		return nil // rotated once already this second: next pass
-	}
-	if err := os.Rename(logPath, newName); err != nil {
-		return fmt.Errorf("rename the log to %s: %w", filepath.Base(newName), err)
-	}
-	if err := r.cfg.Runtime.ReopenContainerLog(ctx, id); err != nil {
-		// Undo, so the runtime goes on writing where readers look. Should the runtime have made a
-		// new file after all, the renamed one stays as a rotated file.
-		if _, serr := os.Stat(logPath); os.IsNotExist(serr) {
-			if rerr := os.Rename(newName, logPath); rerr != nil {
-				return fmt.Errorf("reopen failed (%v), and renaming the log back failed: %w", err, rerr)
-			}
-		}
-		return fmt.Errorf("reopen the container log: %w", err)
-	}
-	r.log.Debug("container log rotated", "container", id, "log", logPath, "size", st.Size(), "rotatedTo", filepath.Base(newName))
 	return nil
 }
 

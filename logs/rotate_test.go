@@ -24,13 +24,19 @@ type fakeRuntime struct {
 	state     runtimeapi.ContainerState
 	reopenErr error
 	reopens   int
+	statuses  int
+	gone      bool // no container listed
 }
 
 func (f *fakeRuntime) ListContainers(context.Context, *runtimeapi.ContainerFilter) ([]*runtimeapi.Container, error) {
+	if f.gone {
+		return nil, nil
+	}
 	return []*runtimeapi.Container{{Id: "c1", State: f.state}}, nil
 }
 
 func (f *fakeRuntime) ContainerStatus(context.Context, string) (*runtimeapi.ContainerStatus, error) {
+	f.statuses++
 	return &runtimeapi.ContainerStatus{Id: "c1", State: f.state, LogPath: f.logPath}, nil
 }
 
@@ -130,7 +136,7 @@ func TestRotationReopenFailsUndoesRename(t *testing.T) {
 	rt := &fakeRuntime{logPath: logPath, state: runtimeapi.ContainerState_CONTAINER_RUNNING, reopenErr: errors.New("container is not running")}
 	r, _ := NewRotator(Config{MaxSize: 10, MaxFiles: 2, Runtime: rt})
 	appendLog(t, logPath, 3, "x")
-	if err := r.rotate(context.Background(), "c1", logPath); err == nil || !strings.Contains(err.Error(), "reopen") {
+	if err := r.rotate(context.Background(), "c1", &containerLog{path: logPath}); err == nil || !strings.Contains(err.Error(), "reopen") {
 		t.Errorf("rotate: %v, want the reopen error", err)
 	}
 	if got := dirFiles(t, dir); len(got) != 1 || got[0] != "0.log" {
@@ -167,5 +173,30 @@ func TestNewRotatorChecks(t *testing.T) {
 		if _, err := NewRotator(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+// The log path is asked of the runtime once per container, and forgotten with the container.
+func TestRotationAsksLogPathOnce(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "0.log")
+	rt := &fakeRuntime{logPath: logPath, state: runtimeapi.ContainerState_CONTAINER_RUNNING}
+	r, _ := NewRotator(Config{MaxSize: 1 << 20, MaxFiles: 3, Runtime: rt})
+	ctx := context.Background()
+	for range 3 {
+		r.RotateAll(ctx)
+	}
+	if rt.statuses != 1 || len(r.known) != 1 {
+		t.Errorf("3 passes: %d ContainerStatus calls, %d known, want 1 and 1", rt.statuses, len(r.known))
+	}
+	rt.gone = true
+	r.RotateAll(ctx)
+	if len(r.known) != 0 {
+		t.Errorf("container gone, still known: %v", r.known)
+	}
+	rt.gone = false
+	r.RotateAll(ctx)
+	if rt.statuses != 2 {
+		t.Errorf("container listed again: %d ContainerStatus calls, want 2", rt.statuses)
 	}
 }
