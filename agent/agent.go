@@ -275,7 +275,11 @@ func (a *Agent) Healthy() error {
 	if last == 0 {
 		return errors.New("the runtime has not been listed yet")
 	}
-	if age := a.cfg.Clock.Since(time.Unix(0, last)); age > 10*r.period {
+	limit := 10 * r.period
+	if r.events.isLive() {
+		limit = max(limit, 3*eventedRelistPeriod)
+	}
+	if age := a.cfg.Clock.Since(time.Unix(0, last)); age > limit {
 		return fmt.Errorf("the last successful relist of the runtime was %s ago", age.Round(time.Second))
 	}
 	return nil
@@ -320,6 +324,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer workers.prober.Stop()
 	defer workers.exits.stop()
+	relistKick := make(chan struct{}, 1)
+	events := newContainerEvents(a.cfg.Runtime, workers.wake, func() {
+		select {
+		case relistKick <- struct{}{}:
+		default:
+		}
+	}, a.cfg.Clock, a.cfg.Logger.With("component", "container-events"))
+	if events != nil && workers.exits != nil {
+		workers.exits.standAside = events.isLive
+	}
 	if a.cfg.Cluster != nil {
 		workers.recorder = a.recorder
 		workers.onTerminated = a.finishDeletion
@@ -358,12 +372,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		log:          a.cfg.Logger.With("component", "relist"),
 		workers:      workers,
 		sourcesReady: sourcesReady,
+		events:       events,
+		kick:         relistKick,
 	}
 	a.mu.Lock()
 	a.workers, a.relist, a.sourcesReady = workers, rl, sourcesReady
 	a.mu.Unlock()
 	wg.Add(2)
 	go func() { defer wg.Done(); rl.run(ctx) }()
+	if events != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); events.run(ctx) }()
+	}
 	if a.cfg.ShutdownGracePeriod > 0 && a.cfg.Logind != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.runNodeShutdown(ctx, workers) }()
@@ -392,6 +412,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			readyMu.Unlock()
 			if first {
 				a.cfg.Logger.Info("source ready", "source", u.Source, "pods", len(u.Pods), "manifestErrors", len(u.Errors))
+				if sourcesReady() {
+					// Orphans (pods in the runtime no source has) and leftovers go at once, not
+					// at the next relist, which may be eventedRelistPeriod away.
+					select {
+					case relistKick <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 	}

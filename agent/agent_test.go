@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/cri/fakecri"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -133,9 +134,19 @@ func newFakeNode(t *testing.T, manifests map[string]string) *fakeNode {
 // newFakeNodeWith is newFakeNode with configure applied to the agent's Config.
 func newFakeNodeWith(t *testing.T, manifests map[string]string, configure func(*Config)) *fakeNode {
 	t.Helper()
+	return newFakeNodeRuntime(t, manifests, nil, configure)
+}
+
+// newFakeNodeRuntime is newFakeNodeWith with configureRuntime applied to the fake CRI's Config.
+func newFakeNodeRuntime(t *testing.T, manifests map[string]string, configureRuntime func(*fakecri.Config), configure func(*Config)) *fakeNode {
+	t.Helper()
 	dir := t.TempDir()
 	clk := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
-	srv := fakecri.New(fakecri.Config{Images: []string{"busybox"}, Clock: clk})
+	rc := fakecri.Config{Images: []string{"busybox"}, Clock: clk}
+	if configureRuntime != nil {
+		configureRuntime(&rc)
+	}
+	srv := fakecri.New(rc)
 	if err := srv.Serve(filepath.Join(dir, "cri.sock")); err != nil {
 		t.Fatal(err)
 	}
@@ -416,12 +427,34 @@ func TestRestartAdoptsAndCleansOrphans(t *testing.T) {
 // when the back-off ends.
 func TestImagePullBackOff(t *testing.T) {
 	n := newFakeNode(t, nil)
+	// Every status the worker publishes, in order: ErrImagePull lasts until the worker's next
+	// sync, which anything may trigger (a relist, the runtime's events), too briefly to poll for.
+	var mu sync.Mutex
+	var seen []string
+	n.agent.store.mu.Lock()
+	n.agent.store.onChange = func(types.UID) {
+		if p := viewPod(n.agent.PodList(), "img"); p != nil {
+			mu.Lock()
+			seen = append(seen, p.Error)
+			mu.Unlock()
+		}
+	}
+	n.agent.store.mu.Unlock()
+	seenPrefix := func(prefix, contains string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range seen {
+				if strings.HasPrefix(e, prefix) && strings.Contains(e, contains) {
+					return true
+				}
+			}
+			return false
+		}
+	}
 	n.srv.InjectError("PullImage", errors.New("registry unreachable"))
 	n.write("img.yaml", strings.Replace(pod("img", "Always", ""), "image: busybox\n    imagePullPolicy: IfNotPresent", "image: example.com/app:v1\n    imagePullPolicy: IfNotPresent", 1))
-	n.stepUntil("ErrImagePull", func(l PodList) bool {
-		p := viewPod(l, "img")
-		return p != nil && strings.HasPrefix(p.Error, "ErrImagePull") && strings.Contains(p.Error, "registry unreachable")
-	})
+	n.stepUntil("ErrImagePull", func(PodList) bool { return seenPrefix("ErrImagePull", "registry unreachable")() })
 	n.tick(time.Second)
 	n.waitView("ImagePullBackOff", func(l PodList) bool {
 		p := viewPod(l, "img")

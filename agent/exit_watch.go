@@ -40,6 +40,10 @@ type exitWatcher struct {
 	clock clock.Clock
 	log   *slog.Logger
 
+	// standAside, when it reports true, makes watch a no-op: the runtime's container events
+	// (container_events.go) report exits already. Set before the workers start.
+	standAside func() bool
+
 	mu       sync.Mutex
 	watching map[string]*exitWatch // by container ID
 	wg       sync.WaitGroup
@@ -83,7 +87,7 @@ func newExitWatcher(ctx context.Context, rt Runtime, wake func(types.UID), clk c
 
 // watch starts watching a running container of pod uid, once.
 func (w *exitWatcher) watch(uid types.UID, id string) {
-	if w == nil {
+	if w == nil || (w.standAside != nil && w.standAside()) {
 		return
 	}
 	w.mu.Lock()

@@ -22,6 +22,10 @@ import (
 // containers Berth manages, and wakes the worker of every pod whose runtime state changed since the
 // last list (a container died, a sandbox went away). Once the sources have all reported, a pod in
 // the runtime that no worker owns is an orphan and gets a terminating worker.
+//
+// Where the runtime streams container events (container_events.go), the events wake the workers
+// and the relist runs every eventedRelistPeriod only, as a safety net; when the stream breaks it
+// runs at once and every period again.
 type relist struct {
 	rt           Runtime
 	clock        clock.WithTicker
@@ -29,22 +33,43 @@ type relist struct {
 	log          *slog.Logger
 	workers      *podWorkers
 	sourcesReady func() bool
+	events       *containerEvents // nil: the runtime has no event stream
+	kick         chan struct{}    // relist now (buffered, one pending at most)
 
-	last       map[types.UID]string
-	healthy    bool
-	count      int          // relists since the sources were ready
-	lastRelist atomic.Int64 // unix nanos of the last successful relist, for health checks
+	last        map[types.UID]string
+	healthy     bool
+	lastCleanup time.Time    // of pod directories and cgroups left behind
+	lastRelist  atomic.Int64 // unix nanos of the last successful relist, for health checks
+}
+
+// eventedRelistPeriod is the relist's period while the runtime's container events are followed.
+const eventedRelistPeriod = 30 * time.Second
+
+// currentPeriod is the time between two relists now.
+func (r *relist) currentPeriod() time.Duration {
+	if r.events.isLive() {
+		return eventedRelistPeriod
+	}
+	return r.period
 }
 
 func (r *relist) run(ctx context.Context) {
+	// A fine tick, with relists every currentPeriod: the period changes as the event stream comes
+	// and goes, and a relist asked for runs at once.
 	t := r.clock.NewTicker(r.period)
 	defer t.Stop()
 	for {
 		r.once(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
+		last := r.clock.Now()
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.kick:
+				waiting = false
+			case <-t.C():
+				waiting = r.clock.Since(last) < r.currentPeriod()-r.period/2
+			}
 		}
 	}
 }
@@ -87,7 +112,9 @@ func (r *relist) once(ctx context.Context) {
 		parts[uid] = append(parts[uid], "c"+c.Id+c.State.String())
 		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 			running[c.Id] = true
-			r.workers.exits.watch(uid, c.Id) // adopted containers, and any a sync started unseen
+			if !r.events.isLive() {
+				r.workers.exits.watch(uid, c.Id) // adopted containers, and any a sync started unseen
+			}
 		}
 	}
 	r.workers.exits.keepOnly(running, listedAt)
@@ -115,16 +142,16 @@ func (r *relist) once(ctx context.Context) {
 				r.workers.terminateOrphan(uid, sb)
 			}
 		}
-		if r.count%podDirCleanupEvery == 0 {
+		if r.lastCleanup.IsZero() || r.clock.Since(r.lastCleanup) >= leftoverCleanupPeriod {
 			r.cleanupPodDirs(now)
 			r.cleanupPodCgroups(now)
+			r.lastCleanup = r.clock.Now()
 		}
-		r.count++
 	}
 }
 
-// podDirCleanupEvery is how many relists pass between two looks for pod directories left behind.
-const podDirCleanupEvery = 60
+// leftoverCleanupPeriod is how often pod directories and cgroups left behind are looked for.
+const leftoverCleanupPeriod = time.Minute
 
 // cleanupPodCgroups removes the pod cgroups of pods that neither a worker nor the runtime knows
 // (left by a Berth that stopped before removing them, or by a pod removed while Berth was down).

@@ -424,3 +424,28 @@ func (c *Client) ImageFsInfo(ctx context.Context) ([]*runtimeapi.FilesystemUsage
 	}
 	return r.ImageFilesystems, nil
 }
+
+// ContainerEvents opens the runtime's container event stream (CRI GetContainerEvents: CRI-O,
+// containerd 1.7 and later). recv blocks for the next event until ctx ends or the stream breaks.
+// The stream has no timeout; a runtime without the call answers codes.Unimplemented, at the
+// first recv with gRPC's lazy streams (IsUnimplemented).
+func (c *Client) ContainerEvents(ctx context.Context) (recv func() (*runtimeapi.ContainerEventResponse, error), err error) {
+	s, err := c.rt.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	if err != nil {
+		return nil, wrap("GetContainerEvents", err)
+	}
+	return func() (*runtimeapi.ContainerEventResponse, error) {
+		ev, err := s.Recv()
+		return ev, wrap("GetContainerEvents", err)
+	}, nil
+}
+
+// IsUnimplemented reports whether err is the runtime saying it has no such call.
+func IsUnimplemented(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if s, ok := status.FromError(e); ok && s.Code() == codes.Unimplemented {
+			return true
+		}
+	}
+	return false
+}

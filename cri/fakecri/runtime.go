@@ -587,9 +587,13 @@ func (s *Server) ExecSync(_ context.Context, req *runtimeapi.ExecSyncRequest) (*
 // GetContainerEvents streams container and sandbox lifecycle events until the client goes away
 // or the server stops.
 func (s *Server) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
+	if s.cfg.NoContainerEvents {
+		return status.Error(codes.Unimplemented, "method GetContainerEvents not implemented")
+	}
 	ch := make(chan *runtimeapi.ContainerEventResponse, 1024)
+	broken := make(chan struct{})
 	s.mu.Lock()
-	s.subscribers[ch] = struct{}{}
+	s.subscribers[ch] = broken
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -600,6 +604,8 @@ func (s *Server) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc.
 		select {
 		case <-stream.Context().Done():
 			return nil
+		case <-broken:
+			return status.Error(codes.Unavailable, "container event stream broken (fakecri.BreakContainerEvents)")
 		case ev := <-ch:
 			if err := stream.Send(ev); err != nil {
 				return err
@@ -645,6 +651,24 @@ func (s *Server) sandboxContainerStatuses(sandboxID string) []*runtimeapi.Contai
 
 // publish hands an event to every subscriber without blocking; a subscriber whose buffer is full
 // loses it.
+// BreakContainerEvents ends every open GetContainerEvents stream with Unavailable, as a runtime
+// that restarts does; clients may open new ones.
+func (s *Server) BreakContainerEvents() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch, broken := range s.subscribers {
+		close(broken)
+		delete(s.subscribers, ch)
+	}
+}
+
+// EventSubscribers is the number of open GetContainerEvents streams.
+func (s *Server) EventSubscribers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subscribers)
+}
+
 func (s *Server) publish(ev *runtimeapi.ContainerEventResponse) {
 	for ch := range s.subscribers {
 		select {

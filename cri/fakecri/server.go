@@ -67,6 +67,8 @@ type Config struct {
 	CgroupDriver runtimeapi.CgroupDriver
 	// Clock stamps sandboxes and containers; the real clock if nil.
 	Clock clock.PassiveClock
+	// NoContainerEvents makes GetContainerEvents answer Unimplemented, as containerd 1.6 does.
+	NoContainerEvents bool
 }
 
 // ExecCall is one ExecSync call, as recorded by the server.
@@ -100,7 +102,7 @@ type Server struct {
 	conditions  []*runtimeapi.RuntimeCondition
 	podCIDR     string
 	nextIP      uint32
-	subscribers map[chan *runtimeapi.ContainerEventResponse]struct{}
+	subscribers map[chan *runtimeapi.ContainerEventResponse]chan struct{} // → closed to break the stream
 	dropped     int
 
 	grpc     *grpc.Server
@@ -124,7 +126,7 @@ func New(cfg Config) *Server {
 		names:       map[string]string{},
 		calls:       map[string]int{},
 		injected:    map[string][]error{},
-		subscribers: map[chan *runtimeapi.ContainerEventResponse]struct{}{},
+		subscribers: map[chan *runtimeapi.ContainerEventResponse]chan struct{}{},
 		conditions: []*runtimeapi.RuntimeCondition{
 			{Type: runtimeapi.RuntimeReady, Status: true},
 			{Type: runtimeapi.NetworkReady, Status: true},
