@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +55,10 @@ type agentProc struct {
 	work    string
 	rss     *rssSampler
 	quit    bool // stopped with SIGQUIT: the log ends with a goroutine dump
+	// serverPort is Berth's node server (https on 127.0.0.1, client certificates of the test CA,
+	// AlwaysAllow), where the harness reads /debug/pprof; 0 for the kubelet.
+	serverPort int
+	cp         *controlPlane
 }
 
 type agentSpec struct {
@@ -65,6 +72,36 @@ type agentSpec struct {
 	cpuProfile string // berth only: --cpuprofile
 }
 
+// windowProfile reads a CPU profile of the next d from Berth's /debug/pprof into path, in the
+// background; the returned channel yields the outcome.
+func (a *agentProc) windowProfile(d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			cert, err := tls.LoadX509KeyPair(a.cp.file("admin.crt"), a.cp.file("admin.key"))
+			if err != nil {
+				return err
+			}
+			c := &http.Client{Timeout: d + time.Minute, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
+				Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}} // a loopback read of our own agent
+			resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=%d", a.serverPort, int(d.Seconds())))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("/debug/pprof/profile: %s: %s", resp.Status, b)
+			}
+			return os.WriteFile(path, b, 0o644)
+		}()
+	}()
+	return done
+}
+
 // startAgent starts berth or the kubelet and waits until its Node is Ready in the API.
 func startAgent(s agentSpec) (*agentProc, error) {
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
@@ -76,10 +113,16 @@ func startAgent(s agentSpec) (*agentProc, error) {
 	}
 	cfgPath := filepath.Join(s.work, "config.yaml")
 	var args []string
+	var serverPort int
 	switch s.kind {
 	case agentBerth:
 		// A cgroupRoot of its own: the kubelet's /kubepods is never Berth's (each removes the pod
-		// cgroups it does not know).
+		// cgroups it does not know). Its node server on a free loopback port, client
+		// certificates of the test CA, AlwaysAllow (no SubjectAccessReviews in the API counts).
+		var err error
+		if serverPort, err = freePort(); err != nil {
+			return nil, err
+		}
 		cfg := fmt.Sprintf(`kind: KubeletConfiguration
 apiVersion: kubelet.config.k8s.io/v1beta1
 podLogsDir: %s
@@ -89,7 +132,20 @@ kubeAPIBurst: %d
 clusterDNS: [%s]
 clusterDomain: %s
 cgroupRoot: %s
-`, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain, berthCgroupRoot)
+address: 127.0.0.1
+port: %d
+healthzPort: 0
+tlsCertFile: %s
+tlsPrivateKeyFile: %s
+authentication:
+  webhook:
+    enabled: false
+  x509:
+    clientCAFile: %s
+authorization:
+  mode: AlwaysAllow
+`, logs, maxPods, apiQPS, apiBurst, clusterDNS, clusterDomain, berthCgroupRoot, serverPort,
+			s.cp.file("node-serving.crt"), s.cp.file("node-serving.key"), s.cp.file("ca.crt"))
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
@@ -165,7 +221,8 @@ evictionHard:
 		lf.Close()
 		return nil, err
 	}
-	a := &agentProc{kind: s.kind, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: s.logPath, work: s.work}
+	a := &agentProc{kind: s.kind, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: s.logPath, work: s.work,
+		serverPort: serverPort, cp: s.cp}
 	go func() { _ = cmd.Wait(); lf.Close(); close(a.done) }()
 	a.rss = newRSSSampler(a.pid, 100*time.Millisecond)
 	if err := a.waitNodeReady(s.cp, 2*time.Minute); err != nil {

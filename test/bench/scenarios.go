@@ -149,8 +149,15 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	}
 	spec := agentSpec{kind: agent, bin: bin, endpoint: endpoint, kubeconfig: h.kubeconfig, cp: h.cp, work: work,
 		logPath: filepath.Join(h.results, "logs", sc.name+"-"+agent+".log")}
+	// -cpuprofile: the whole process for bursts and heals (--cpuprofile), the measured window
+	// only for idle and probes (read from /debug/pprof), where startup and the burst would hide
+	// the steady state.
+	profilePath := ""
 	if h.cpuProfile && agent == agentBerth {
-		spec.cpuProfile = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
+		profilePath = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
+		if sc.kind != "idle" && sc.kind != "probes" {
+			spec.cpuProfile = profilePath
+		}
 	}
 	if h.logWrites {
 		wl, err := os.Create(filepath.Join(h.results, "logs", sc.name+"-"+agent+".writes.log"))
@@ -239,9 +246,18 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		time.Sleep(2 * time.Second)
 		a.rss.Reset()
 		hits0 := probeHits.Load()
+		var profiled <-chan error
+		if profilePath != "" {
+			profiled = a.windowProfile(h.idle, profilePath)
+		}
 		w0, c0 := time.Now(), a.sample().CPU
 		time.Sleep(h.idle)
 		w1, c1 := time.Now(), a.sample().CPU
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				logf("%s/%s: no profile of the window: %v", sc.name, agent, err)
+			}
+		}
 		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
 		res.CPUPerMin = res.CPU / w1.Sub(w0).Minutes()
 		setRSS(&res, a.sample())
