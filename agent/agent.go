@@ -14,13 +14,12 @@ import (
 	"github.com/berth-dev/berth/cgroups"
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/eviction"
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 )
@@ -216,9 +215,9 @@ func (a *Agent) newCluster(c *ClusterConfig) error {
 	if events == nil {
 		events = c.Client
 	}
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(&kubeclient.EventSink{Interface: events.CoreV1().Events("")})
 	// "kubelet" as the source component: tools and dashboards filter node events on it.
-	a.recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
+	a.recorder = broadcaster.NewRecorder(kubeclient.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName})
 	machine, err := readMachineInfo(cfg.RootDir)
 	if err != nil {
 		return err

@@ -6,12 +6,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -28,7 +29,7 @@ func isMirrorPod(p *v1.Pod) bool {
 // pods are passed to the mirror pod manager instead: they describe static pods, they are not pods to
 // run.
 type apiSource struct {
-	client   kubernetes.Interface
+	client   kubeclient.Interface
 	nodeName string
 	log      *slog.Logger
 	mirrors  *mirrorPods
@@ -38,31 +39,42 @@ type apiSource struct {
 	dirty  chan struct{}
 }
 
-func newAPISource(client kubernetes.Interface, nodeName string, mirrors *mirrorPods, log *slog.Logger) *apiSource {
+func newAPISource(client kubeclient.Interface, nodeName string, mirrors *mirrorPods, log *slog.Logger) *apiSource {
 	return &apiSource{client: client, nodeName: nodeName, mirrors: mirrors, log: log, dirty: make(chan struct{}, 1)}
 }
 
-// start creates the informer; Run waits for its first sync.
+// start creates the informer; Run waits for its first sync. It is what client-go's informer
+// factory built for pods (the same list/watch calls, field selector, no resync, namespace index),
+// made here on kubeclient's pods (package kubeclient says why).
 func (s *apiSource) start(ctx context.Context) {
-	factory := informers.NewSharedInformerFactoryWithOptions(s.client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", s.nodeName).String()
-		}))
-	inf := factory.Core().V1().Pods()
-	s.lister = inf.Lister()
-	s.synced = inf.Informer().HasSynced
+	selector := fields.OneTermEqualSelector("spec.nodeName", s.nodeName).String()
+	pods := s.client.CoreV1().Pods(metav1.NamespaceAll)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return pods.Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, s.client), &v1.Pod{},
+		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
+	s.lister = corelisters.NewPodLister(inf.GetIndexer())
+	s.synced = inf.HasSynced
 	mark := func() {
 		select {
 		case s.dirty <- struct{}{}:
 		default:
 		}
 	}
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { mark() },
 		UpdateFunc: func(any, any) { mark() },
 		DeleteFunc: func(any) { mark() },
 	})
-	factory.Start(ctx.Done())
+	go inf.RunWithContext(ctx)
 }
 
 // Run sends a snapshot after the informer's first sync, then one per burst of changes.

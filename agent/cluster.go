@@ -3,19 +3,19 @@ package agent
 import (
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // ClusterConfig turns standalone Berth into a cluster node. It is nil in standalone mode.
 type ClusterConfig struct {
 	// Client talks to the API server with the node's identity (system:node:<name>); every call
 	// Berth makes must pass the Node authorizer and NodeRestriction.
-	Client kubernetes.Interface
+	Client kubeclient.Interface
 	// EventClient writes Events (nil: Client). The kubelet gives events a client of their own with
 	// its own rate limit (eventRecordQPS/eventBurst), so that a burst of events never delays pod
 	// status writes, which share kubeAPIQPS with everything else.
-	EventClient kubernetes.Interface
+	EventClient kubeclient.Interface
 
 	// NodeLabels are added to the Node's well-known labels (--node-labels).
 	NodeLabels map[string]string

@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
 
@@ -23,7 +23,7 @@ const envSourceTTL = 10 * time.Second
 // list or watch them all — and keeps what it found for envSourceTTL. A missing object is not kept,
 // so creating it takes effect at the next retry.
 type envSources struct {
-	client kubernetes.Interface
+	client kubeclient.Interface
 	clock  clock.PassiveClock
 
 	mu      sync.Mutex
@@ -36,7 +36,7 @@ type envSourceEntry struct {
 	fetched   time.Time
 }
 
-func newEnvSources(client kubernetes.Interface, clk clock.PassiveClock) *envSources {
+func newEnvSources(client kubeclient.Interface, clk clock.PassiveClock) *envSources {
 	return &envSources{client: client, clock: clk, entries: map[string]envSourceEntry{}}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/cri"
 	"github.com/berth-dev/berth/cri/fakecri"
+	"github.com/berth-dev/berth/kubeclient/clientset"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -460,7 +461,7 @@ func newWorkersHarness(t *testing.T, objects ...runtime.Object) *workersHarness 
 		NodeName: "node", RootDir: filepath.Join(dir, "root"), PodLogsDir: filepath.Join(dir, "logs"),
 		SyncFrequency: time.Minute, Runtime: h.rt, RuntimeName: "fakecri", NodeIPs: []string{"192.0.2.10"},
 		Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Cluster: &ClusterConfig{Client: h.client},
+		Cluster: &ClusterConfig{Client: clientset.Wrap(h.client)},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.workers, err = newPodWorkers(ctx, cfg, h.store)

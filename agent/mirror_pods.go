@@ -6,11 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -19,7 +19,7 @@ import (
 // reference to the Node, recreated when someone deletes it, replaced when the manifest changes (the
 // hash then differs), deleted when the static pod goes. It never runs anything.
 type mirrorPods struct {
-	client kubernetes.Interface
+	client kubeclient.Interface
 	node   func() *v1.Node // nil until the node is registered: mirrors need its UID
 	log    *slog.Logger
 	health *apiHealth
@@ -34,7 +34,7 @@ type mirrorPods struct {
 	queue   workqueue.TypedRateLimitingInterface[string]
 }
 
-func newMirrorPods(client kubernetes.Interface, node func() *v1.Node, health *apiHealth, log *slog.Logger) *mirrorPods {
+func newMirrorPods(client kubeclient.Interface, node func() *v1.Node, health *apiHealth, log *slog.Logger) *mirrorPods {
 	return &mirrorPods{
 		client:  client,
 		node:    node,

@@ -35,6 +35,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,7 +43,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 )
@@ -201,7 +201,7 @@ func nodeOSImage(path string) string {
 // nodeAgent registers this node and keeps its Lease and status fresh.
 type nodeAgent struct {
 	cfg      nodeAgentConfig
-	client   kubernetes.Interface
+	client   kubeclient.Interface
 	log      *slog.Logger
 	hostname string
 	labels   map[string]string // the labels Berth owns on the Node: well-known ones and --node-labels

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient/clientset"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -161,7 +162,7 @@ func newNodeHarness(t *testing.T, mutate func(*nodeAgentConfig), objects ...runt
 		return false, nil, nil
 	})
 	cfg := nodeTestConfig()
-	cfg.Cluster.Client = h.client
+	cfg.Cluster.Client = clientset.Wrap(h.client)
 	cfg.Runtime = h.rt
 	cfg.Clock = h.clock
 	cfg.Logger = slog.New(h.logs)
@@ -508,7 +509,7 @@ func TestNewNodeAgentValidates(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := nodeTestConfig()
-			cfg.Cluster.Client = fake.NewClientset()
+			cfg.Cluster.Client = clientset.Wrap(fake.NewClientset())
 			cfg.Runtime = &nodeTestRuntime{}
 			tc.mutate(&cfg)
 			_, err := newNodeAgent(cfg)

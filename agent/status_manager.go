@@ -8,13 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -25,7 +25,7 @@ import (
 // pod UID as a precondition, are retried with back-off on conflict or outage, and never move a status
 // backwards (a terminal phase stays, a pod IP is not erased).
 type statusManager struct {
-	client  kubernetes.Interface
+	client  kubeclient.Interface
 	store   *statusStore
 	api     *apiSource
 	mirrors *mirrorPods
@@ -46,7 +46,7 @@ type writtenStatus struct {
 	result  *v1.Pod // the API server's answer to the patch
 }
 
-func newStatusManager(client kubernetes.Interface, store *statusStore, api *apiSource, mirrors *mirrorPods, health *apiHealth, log *slog.Logger) *statusManager {
+func newStatusManager(client kubeclient.Interface, store *statusStore, api *apiSource, mirrors *mirrorPods, health *apiHealth, log *slog.Logger) *statusManager {
 	return &statusManager{
 		client: client, store: store, api: api, mirrors: mirrors, log: log, health: health,
 		written: map[types.UID]writtenStatus{},

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient/clientset"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -31,11 +32,11 @@ func newStatusHarness(t *testing.T, pod *v1.Pod) *statusHarness {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := newAPISource(client, "node-a", nil, log)
+	api := newAPISource(clientset.Wrap(client), "node-a", nil, log)
 	api.lister = corelisters.NewPodLister(indexer)
 	store := newStatusStore()
 	return &statusHarness{client: client, indexer: indexer, store: store,
-		m: newStatusManager(client, store, api, nil, newAPIHealth(log), log)}
+		m: newStatusManager(clientset.Wrap(client), store, api, nil, newAPIHealth(log), log)}
 }
 
 func (h *statusHarness) patches() int {

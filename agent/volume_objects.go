@@ -6,11 +6,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
 
@@ -27,7 +27,7 @@ const volumeObjectIdle = 10 * time.Minute
 // not fetched again while it stays in use. A missing object is not cached, so creating it takes
 // effect at the next sync.
 type volumeObjects struct {
-	client kubernetes.Interface
+	client kubeclient.Interface
 	clock  clock.PassiveClock
 
 	mu      sync.Mutex
@@ -42,7 +42,7 @@ type volumeObject struct {
 	immutable bool
 }
 
-func newVolumeObjects(client kubernetes.Interface, clk clock.PassiveClock) *volumeObjects {
+func newVolumeObjects(client kubeclient.Interface, clk clock.PassiveClock) *volumeObjects {
 	return &volumeObjects{client: client, clock: clk, entries: map[string]*volumeObject{}}
 }
 

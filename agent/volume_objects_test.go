@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient/clientset"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,7 +29,7 @@ func TestVolumeObjectsCache(t *testing.T) {
 		return false, nil, nil
 	})
 	clk := clocktesting.NewFakeClock(time.Now())
-	o := newVolumeObjects(client, clk)
+	o := newVolumeObjects(clientset.Wrap(client), clk)
 	ctx := context.Background()
 	read := func(name string) string {
 		t.Helper()

@@ -18,8 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/berth-dev/berth/kubeclient"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -73,7 +73,7 @@ type Config struct {
 	EnableProfiling bool
 
 	// Client is the node's API client, for TokenReview and SubjectAccessReview.
-	Client kubernetes.Interface
+	Client kubeclient.Interface
 
 	// RootDir (Berth's --root-dir) and PodLogsDir locate the node's filesystem and the containers'
 	// logs for /stats/summary.

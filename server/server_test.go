@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/kubeclient/clientset"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	v1 "k8s.io/api/core/v1"
@@ -148,7 +149,7 @@ func TestServer(t *testing.T) {
 		sar.Status.Allowed = sar.Spec.User == "admin"
 		return true, sar, nil
 	})
-	s, err := New(Config{NodeName: "n1", ClientCAFile: caFile, AuthorizationMode: AuthorizationWebhook, Client: client,
+	s, err := New(Config{NodeName: "n1", ClientCAFile: caFile, AuthorizationMode: AuthorizationWebhook, Client: clientset.Wrap(client),
 		Pods: fakePods{pod}, Runtime: rt, Health: func() error { return nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +256,7 @@ func TestServer(t *testing.T) {
 	if code, _ := get(&admin, "/debug/pprof/cmdline"); code != 404 {
 		t.Errorf("/debug/pprof with profiling off: %d, want 404", code)
 	}
-	ps, err := New(Config{NodeName: "n1", ClientCAFile: caFile, AuthorizationMode: AuthorizationWebhook, Client: client,
+	ps, err := New(Config{NodeName: "n1", ClientCAFile: caFile, AuthorizationMode: AuthorizationWebhook, Client: clientset.Wrap(client),
 		Pods: fakePods{pod}, Runtime: rt, Health: func() error { return nil }, EnableProfiling: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -325,7 +326,7 @@ func TestTokenReviewAndAnonymous(t *testing.T) {
 	})
 	for _, anonymous := range []bool{false, true} {
 		s, err := New(Config{NodeName: "n1", WebhookAuthentication: true, Anonymous: anonymous, AuthorizationMode: AuthorizationWebhook,
-			Client: client, Pods: fakePods{}, Runtime: &fakeRuntime{}, Health: func() error { return nil },
+			Client: clientset.Wrap(client), Pods: fakePods{}, Runtime: &fakeRuntime{}, Health: func() error { return nil },
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -23,10 +23,10 @@ import (
 
 	"github.com/berth-dev/berth/agent"
 	"github.com/berth-dev/berth/cri"
+	"github.com/berth-dev/berth/kubeclient"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/systemd"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -338,7 +338,7 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 	rc.QPS = *c.KubeAPIQPS
 	rc.Burst = int(c.KubeAPIBurst)
 	rc.UserAgent = "berth/" + version
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := kubeclient.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
 	}
@@ -348,7 +348,7 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 	if *c.EventRecordQPS == 0 {
 		erc.QPS = -1
 	}
-	eventClient, err := kubernetes.NewForConfig(erc)
+	eventClient, err := kubeclient.New(erc)
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
 	}
