@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 
 	cgroupsv3 "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -14,7 +15,20 @@ import (
 // fs1 is the cgroupfs driver on cgroup v1: the same path in every mounted v1 hierarchy (cpu,
 // cpuacct, cpuset, memory, pids, blkio, devices, freezer, hugetlb, name=systemd, ...), made and
 // written by containerd's cgroup1 package.
-type fs1 struct{}
+type fs1 struct {
+	// The mounted hierarchies, found once: cgroup1.Default reads /proc/self/mountinfo and stats
+	// every hierarchy, which was a tenth of Berth's CPU in a burst of pod starts when done on every
+	// call. Mounts of cgroup hierarchies do not change under a running node.
+	once       sync.Once
+	subsystems []cgroup1.Subsystem
+	err        error
+}
+
+// hierarchy is cgroup1.Default, cached.
+func (f *fs1) hierarchy() ([]cgroup1.Subsystem, error) {
+	f.once.Do(func() { f.subsystems, f.err = cgroup1.Default() })
+	return f.subsystems, f.err
+}
 
 func v1Resources(r *ResourceConfig) *specs.LinuxResources {
 	out := &specs.LinuxResources{}
@@ -30,15 +44,15 @@ func v1Resources(r *ResourceConfig) *specs.LinuxResources {
 	return out
 }
 
-func (fs1) apply(n Name, r *ResourceConfig) error {
+func (f *fs1) apply(n Name, r *ResourceConfig) error {
 	// New makes the directories that are missing in every hierarchy (the cpuset parents get
 	// their cpus and mems) and writes the resources; on an existing cgroup it only writes.
-	_, err := cgroup1.New(cgroup1.StaticPath(n.Cgroupfs()), v1Resources(r))
+	_, err := cgroup1.New(cgroup1.StaticPath(n.Cgroupfs()), v1Resources(r), cgroup1.WithHierarchy(f.hierarchy))
 	return err
 }
 
-func (f fs1) remove(n Name) error {
-	cg, err := cgroup1.Load(cgroup1.StaticPath(n.Cgroupfs()))
+func (f *fs1) remove(n Name) error {
+	cg, err := cgroup1.Load(cgroup1.StaticPath(n.Cgroupfs()), cgroup1.WithHierarchy(f.hierarchy))
 	switch {
 	case errors.Is(err, cgroup1.ErrCgroupDeleted):
 	case err != nil:
@@ -58,7 +72,7 @@ const hybridUnifiedMountpoint = "/sys/fs/cgroup/unified"
 // removeHybrid removes the cgroup's directory in the v2 hierarchy of a hybrid machine: runc puts
 // containers there too (no controllers, only process tracking), so the pod's directory appears
 // there under the same path, and nothing else removes it.
-func (fs1) removeHybrid(n Name) error {
+func (*fs1) removeHybrid(n Name) error {
 	if cgroupsv3.Mode() != cgroupsv3.Hybrid {
 		return nil
 	}
@@ -72,7 +86,7 @@ func (fs1) removeHybrid(n Name) error {
 	return m.Delete()
 }
 
-func (f fs1) exists(n Name) (bool, error) {
+func (f *fs1) exists(n Name) (bool, error) {
 	dir, err := f.dir(n)
 	if err != nil {
 		return false, err
@@ -84,7 +98,7 @@ func (f fs1) exists(n Name) (bool, error) {
 	return err == nil, err
 }
 
-func (f fs1) children(n Name) ([]string, error) {
+func (f *fs1) children(n Name) ([]string, error) {
 	dir, err := f.dir(n)
 	if err != nil {
 		return nil, err
@@ -107,8 +121,8 @@ func (f fs1) children(n Name) ([]string, error) {
 
 // dir is the cgroup's directory in the pids hierarchy (memory when there is no pids), the one
 // Berth reads to see which cgroups exist.
-func (fs1) dir(n Name) (string, error) {
-	subsystems, err := cgroup1.Default()
+func (f *fs1) dir(n Name) (string, error) {
+	subsystems, err := f.hierarchy()
 	if err != nil {
 		return "", err
 	}
@@ -132,5 +146,5 @@ func (fs1) dir(n Name) (string, error) {
 	return fallback, nil
 }
 
-func (fs1) parent(n Name) string { return n.Cgroupfs() }
-func (fs1) close()               {}
+func (*fs1) parent(n Name) string { return n.Cgroupfs() }
+func (*fs1) close()               {}
