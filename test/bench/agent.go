@@ -77,29 +77,33 @@ type agentSpec struct {
 func (a *agentProc) windowProfile(d time.Duration, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		done <- func() error {
-			cert, err := tls.LoadX509KeyPair(a.cp.file("admin.crt"), a.cp.file("admin.key"))
-			if err != nil {
-				return err
-			}
-			c := &http.Client{Timeout: d + time.Minute, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
-				Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}} // a loopback read of our own agent
-			resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=%d", a.serverPort, int(d.Seconds())))
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("/debug/pprof/profile: %s: %s", resp.Status, b)
-			}
-			return os.WriteFile(path, b, 0o644)
-		}()
+		done <- a.debugPprof(fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), d, path)
 	}()
 	return done
+}
+
+// debugPprof saves Berth's /debug/pprof/<what> into path; d is how long the answer may take beyond
+// a minute.
+func (a *agentProc) debugPprof(what string, d time.Duration, path string) error {
+	cert, err := tls.LoadX509KeyPair(a.cp.file("admin.crt"), a.cp.file("admin.key"))
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: d + time.Minute, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
+		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}} // a loopback read of our own agent
+	resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/%s", a.serverPort, what))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/debug/pprof/%s: %s: %s", what, resp.Status, b)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 // startAgent starts berth or the kubelet and waits until its Node is Ready in the API.

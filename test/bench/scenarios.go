@@ -257,6 +257,10 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 			if err := <-profiled; err != nil {
 				logf("%s/%s: no profile of the window: %v", sc.name, agent, err)
 			}
+			// And what the heap holds at the end of it (go tool pprof -sample_index=inuse_space).
+			if err := a.debugPprof("heap?gc=1", 0, strings.TrimSuffix(profilePath, ".cpu.pprof")+".heap.pprof"); err != nil {
+				logf("%s/%s: no heap profile: %v", sc.name, agent, err)
+			}
 		}
 		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
 		res.CPUPerMin = res.CPU / w1.Sub(w0).Minutes()
