@@ -77,21 +77,24 @@ type agentSpec struct {
 func (a *agentProc) windowProfile(d time.Duration, path string) <-chan error {
 	done := make(chan error, 1)
 	go func() {
-		done <- a.debugPprof(fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), d, path)
+		done <- a.get(fmt.Sprintf("debug/pprof/profile?seconds=%d", int(d.Seconds())), d, path)
 	}()
 	return done
 }
 
-// debugPprof saves Berth's /debug/pprof/<what> into path; d is how long the answer may take beyond
-// a minute.
-func (a *agentProc) debugPprof(what string, d time.Duration, path string) error {
+// debugPath saves what Berth's node server answers on /<what> into path.
+func (a *agentProc) debugPath(what, path string) error { return a.get(what, 0, path) }
+
+// get saves Berth's node server's answer to GET /<what> into path; d is how long the answer may
+// take beyond a minute.
+func (a *agentProc) get(what string, d time.Duration, path string) error {
 	cert, err := tls.LoadX509KeyPair(a.cp.file("admin.crt"), a.cp.file("admin.key"))
 	if err != nil {
 		return err
 	}
 	c := &http.Client{Timeout: d + time.Minute, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{
 		Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}} // a loopback read of our own agent
-	resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/%s", a.serverPort, what))
+	resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/%s", a.serverPort, what))
 	if err != nil {
 		return err
 	}
@@ -101,7 +104,7 @@ func (a *agentProc) debugPprof(what string, d time.Duration, path string) error 
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/debug/pprof/%s: %s: %s", what, resp.Status, b)
+		return fmt.Errorf("/%s: %s: %s", what, resp.Status, b)
 	}
 	return os.WriteFile(path, b, 0o644)
 }

@@ -232,6 +232,13 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	afterBurst, peakBurst := a.sample(), a.rss.Peak()
 	logf("%s/%s: %d pods Running+Ready in %.2fs", sc.name, agent, len(names), burstWall.Seconds())
 
+	if agent == agentBerth && sc.kind == "burst" {
+		// The runtime calls Berth made for the burst, by operation (count and time), from its own
+		// kubelet_runtime_operations_* metrics: what the burst asked of the runtime.
+		if err := a.debugPath("metrics", filepath.Join(h.results, "logs", sc.name+"-berth.metrics.txt")); err != nil {
+			logf("%s/%s: no metrics: %v", sc.name, agent, err)
+		}
+	}
 	switch sc.kind {
 	case "burst":
 		setLatencies(&res, lat)
@@ -258,7 +265,7 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 				logf("%s/%s: no profile of the window: %v", sc.name, agent, err)
 			}
 			// And what the heap holds at the end of it (go tool pprof -sample_index=inuse_space).
-			if err := a.debugPprof("heap?gc=1", 0, strings.TrimSuffix(profilePath, ".cpu.pprof")+".heap.pprof"); err != nil {
+			if err := a.debugPath("debug/pprof/heap?gc=1", strings.TrimSuffix(profilePath, ".cpu.pprof")+".heap.pprof"); err != nil {
 				logf("%s/%s: no heap profile: %v", sc.name, agent, err)
 			}
 		}
