@@ -483,7 +483,9 @@ func podChanged(old, p *v1.Pod) bool {
 	if old == p {
 		return false
 	}
-	return old.Status.Phase != p.Status.Phase ||
+	// Of the status, only a terminal phase set by someone else matters (the pod is never started
+	// again); the rest is Berth's own status coming back through the watch.
+	return terminal(old) != terminal(p) ||
 		!apiequality.Semantic.DeepEqual(old.Spec, p.Spec) ||
 		!apiequality.Semantic.DeepEqual(old.Labels, p.Labels) ||
 		!apiequality.Semantic.DeepEqual(old.Annotations, p.Annotations) ||

@@ -31,7 +31,15 @@ func TestContainerEventsWakeWorkers(t *testing.T) {
 	n := newFakeNode(t, map[string]string{"crash.yaml": pod("crash", "Always", "")})
 	l := n.waitView("running", runningWith("crash", 0))
 	rl := n.relist()
-	waitCond(t, "the event stream live", rl.events.isLive)
+	// Live at the first event, or liveAfter on the clock when the stream opened after the pod's
+	// events went out.
+	waitCond(t, "the event stream live", func() bool {
+		if !rl.events.isLive() {
+			n.tick(500 * time.Millisecond)
+		}
+		return rl.events.isLive()
+	})
+	l = n.waitView("running", runningWith("crash", 0))
 	if p := rl.currentPeriod(); p != eventedRelistPeriod {
 		t.Errorf("relist period with events = %s, want %s", p, eventedRelistPeriod)
 	}
@@ -50,7 +58,12 @@ func TestContainerEventsBrokenStream(t *testing.T) {
 	n := newFakeNode(t, map[string]string{"crash.yaml": pod("crash", "Always", "")})
 	l := n.waitView("running", runningWith("crash", 0))
 	rl := n.relist()
-	waitCond(t, "the event stream live", rl.events.isLive)
+	waitCond(t, "the event stream live", func() bool {
+		if !rl.events.isLive() {
+			n.tick(500 * time.Millisecond)
+		}
+		return rl.events.isLive()
+	})
 
 	n.srv.BreakContainerEvents()
 	waitCond(t, "the stream seen broken", func() bool { return !rl.events.isLive() })
@@ -88,4 +101,33 @@ func TestContainerEventsAbsent(t *testing.T) {
 	n.holds("no restart before a relist", func(l PodList) bool { return viewPod(l, "crash").Restarts == 0 })
 	n.tick(time.Second)
 	n.waitView("restarted after a relist", runningWith("crash", 1))
+}
+
+// The relist wakes a worker only for a change the worker has not seen itself, and a ready
+// sandbox's status is asked once: a started pod costs the relist's lists and nothing more.
+func TestRelistWakesOnlyForUnseenChanges(t *testing.T) {
+	n := newFakeNodeRuntime(t, map[string]string{"web.yaml": pod("web", "Always", "")},
+		func(c *fakecri.Config) { c.NoContainerEvents = true }, nil)
+	l := n.waitView("running", runningWith("web", 0))
+	time.Sleep(50 * time.Millisecond) // the worker's last publish
+	before := n.srv.Calls()
+	if got := before["PodSandboxStatus"]; got != 1 {
+		t.Errorf("PodSandboxStatus called %d times to start the pod, want 1 (cached while ready)", got)
+	}
+	// The first relist that sees the pod: its sandbox and container are what the worker made.
+	n.tick(time.Second)
+	n.holds("still running", runningWith("web", 0))
+	after := n.srv.Calls()
+	if d := after["ListPodSandbox"] - before["ListPodSandbox"]; d != 1 {
+		t.Errorf("ListPodSandbox called %d times for one relist, want 1 (the relist's own: no worker woken)", d)
+	}
+	if d := after["PodSandboxStatus"] - before["PodSandboxStatus"]; d != 0 {
+		t.Errorf("PodSandboxStatus called %d more times", d)
+	}
+	// A change the worker has not seen still wakes it.
+	if err := n.srv.SetContainerExited(viewPod(l, "web").Containers[0].ID, 1, "Error"); err != nil {
+		t.Fatal(err)
+	}
+	n.tick(time.Second)
+	n.waitView("restarted", runningWith("web", 1))
 }

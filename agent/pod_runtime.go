@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/berth-dev/berth/cri"
 	"k8s.io/apimachinery/pkg/types"
@@ -19,6 +20,23 @@ type podRuntime struct {
 	sandboxStatus *runtimeapi.PodSandboxStatus
 	// containers of the pod in every sandbox, newest first.
 	containers []*containerRecord
+	// fingerprint is the sandboxes' and containers' IDs and states as listed (runtimeFingerprint):
+	// the relist compares its own with the one its worker saw last.
+	fingerprint string
+}
+
+// runtimeFingerprint is one pod's sandboxes and containers, IDs and states, in a canonical form:
+// two lists of the runtime with the same fingerprint saw nothing change for the pod.
+func runtimeFingerprint(sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container) string {
+	parts := make([]string, 0, len(sandboxes)+len(containers))
+	for _, sb := range sandboxes {
+		parts = append(parts, "s"+sb.Id+sb.State.String())
+	}
+	for _, c := range containers {
+		parts = append(parts, "c"+c.Id+c.State.String())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
 }
 
 // containerRecord is one instance of a container (one restart) as the runtime knows it, with the
@@ -104,8 +122,17 @@ func (r *podRuntime) nextRestartCount(typ, name string) int {
 }
 
 // statusCache remembers ContainerStatus answers for instances whose state has not changed since,
-// so a steady pod costs two List calls per sync and no per-container calls.
-type statusCache map[string]*runtimeapi.ContainerStatus
+// and the PodSandboxStatus of the ready sandbox (under sandboxCacheKey+ID), so a steady pod costs
+// two List calls per sync and no per-object calls.
+type statusCache map[string]cachedStatus
+
+type cachedStatus struct {
+	container *runtimeapi.ContainerStatus
+	sandbox   *runtimeapi.PodSandboxStatus
+}
+
+// sandboxCacheKey prefixes sandbox IDs in a statusCache (container and sandbox IDs share a space).
+const sandboxCacheKey = "sandbox/"
 
 // observePod reads a pod's sandboxes and containers from the runtime.
 func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCache) (*podRuntime, error) {
@@ -122,12 +149,14 @@ func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCach
 	})
 	r := &podRuntime{sandboxes: sandboxes}
 	if len(sandboxes) == 0 {
+		r.fingerprint = runtimeFingerprint(sandboxes, nil)
 		return r, nil
 	}
 	list, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
 	if err != nil {
 		return nil, err
 	}
+	r.fingerprint = runtimeFingerprint(sandboxes, list)
 	for _, c := range list {
 		r.containers = append(r.containers, recordOf(c))
 	}
@@ -139,11 +168,20 @@ func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCach
 		return a.createdAt > b.createdAt
 	})
 	if r.sandboxReady() {
-		st, err := rt.PodSandboxStatus(ctx, sandboxes[0].Id)
-		if err != nil && !cri.IsNotFound(err) {
-			return nil, err
+		// A ready sandbox's status (its IPs) does not change while it stays ready: asked once.
+		key := sandboxCacheKey + sandboxes[0].Id
+		if st, ok := cache[key]; ok {
+			r.sandboxStatus = st.sandbox
+		} else {
+			st, err := rt.PodSandboxStatus(ctx, sandboxes[0].Id)
+			if err != nil && !cri.IsNotFound(err) {
+				return nil, err
+			}
+			r.sandboxStatus = st
+			if st.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+				cache[key] = cachedStatus{sandbox: st}
+			}
 		}
-		r.sandboxStatus = st
 	}
 	// Fetch details for the two newest instances of each container: the current one and the one
 	// before it (lastState).
@@ -156,8 +194,8 @@ func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCach
 			continue
 		}
 		seen[key]++
-		if st, ok := cache[c.id]; ok && st.State == c.state {
-			c.status = st
+		if st, ok := cache[c.id]; ok && st.container.State == c.state {
+			c.status = st.container
 			continue
 		}
 		st, err := rt.ContainerStatus(ctx, c.id)
@@ -179,7 +217,10 @@ func observePod(ctx context.Context, rt Runtime, uid types.UID, cache statusCach
 		}
 		c.status = st
 		c.state = st.State
-		cache[c.id] = st
+		cache[c.id] = cachedStatus{container: st}
+	}
+	if r.sandboxReady() {
+		live[sandboxCacheKey+sandboxes[0].Id] = true
 	}
 	for id := range cache {
 		if !live[id] {

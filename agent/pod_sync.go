@@ -278,7 +278,7 @@ func (s *podSync) createSandbox(ctx context.Context) bool {
 		return false
 	}
 	s.log.Info("started pod sandbox", "sandbox", id, "attempt", attempt, "took", m.clock.Since(start).Round(time.Millisecond))
-	rt, err := observePod(ctx, m.rt, s.w.uid, s.w.cache)
+	rt, err := s.w.observe(ctx)
 	if err != nil {
 		s.err = err.Error()
 		s.requeueIn(time.Second)

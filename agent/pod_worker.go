@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/cri"
@@ -48,6 +49,9 @@ type podWorker struct {
 	wakeCh  chan struct{}
 	done    chan struct{}
 	waitFor <-chan struct{}
+	// observed is the runtime fingerprint of the worker's last look at its pod (runtimeFingerprint):
+	// the relist wakes the worker only for a change it has not seen, not for what it did itself.
+	observed atomic.Value // string
 
 	// Owned by the worker goroutine.
 	cache             statusCache
@@ -211,10 +215,25 @@ func (w *podWorker) run() {
 	}
 }
 
+// observe reads the pod's state from the runtime (observePod) and remembers its fingerprint.
+func (w *podWorker) observe(ctx context.Context) (*podRuntime, error) {
+	rt, err := observePod(ctx, w.m.rt, w.uid, w.cache)
+	if err == nil {
+		w.observed.Store(rt.fingerprint)
+	}
+	return rt, err
+}
+
+// observedFingerprint is the fingerprint of the worker's last look at the runtime ("" before one).
+func (w *podWorker) observedFingerprint() string {
+	fp, _ := w.observed.Load().(string)
+	return fp
+}
+
 // sync makes one step of progress and publishes the pod's status; it returns when to sync again.
 func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 	m := w.m
-	rt, err := observePod(ctx, m.rt, w.uid, w.cache)
+	rt, err := w.observe(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("reading pod state from the runtime failed", "err", err)
@@ -246,7 +265,7 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 		stoppedNow: map[string]bool{},
 	}
 	if s.step(ctx) {
-		if rt2, err := observePod(ctx, m.rt, w.uid, w.cache); err == nil {
+		if rt2, err := w.observe(ctx); err == nil {
 			s.rt = rt2
 		}
 	}
@@ -399,7 +418,7 @@ func (w *podWorker) terminate(ctx context.Context) {
 
 func (w *podWorker) killPod(ctx context.Context, grace int64) error {
 	m := w.m
-	rt, err := observePod(ctx, m.rt, w.uid, w.cache)
+	rt, err := w.observe(ctx)
 	if err != nil {
 		return err
 	}

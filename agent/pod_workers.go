@@ -183,6 +183,14 @@ func (m *podWorkers) wake(uid types.UID) {
 	}
 }
 
+// seen reports whether uid's worker last looked at the runtime when it was as fingerprint fp.
+func (m *podWorkers) seen(uid types.UID, fp string) bool {
+	m.mu.Lock()
+	w := m.workers[uid]
+	m.mu.Unlock()
+	return w != nil && w.observedFingerprint() == fp
+}
+
 // known reports whether a worker exists for uid.
 func (m *podWorkers) known(uid types.UID) bool {
 	m.mu.Lock()

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -97,11 +95,12 @@ func (r *relist) once(ctx context.Context) {
 	r.healthy = true
 	r.lastRelist.Store(r.clock.Now().UnixNano())
 
-	parts := map[types.UID][]string{}
+	sandboxesOf := map[types.UID][]*runtimeapi.PodSandbox{}
+	containersOf := map[types.UID][]*runtimeapi.Container{}
 	sandboxOf := map[types.UID]*runtimeapi.PodSandbox{}
 	for _, sb := range sandboxes {
 		uid := types.UID(sb.Labels[cri.LabelPodUID])
-		parts[uid] = append(parts[uid], "s"+sb.Id+sb.State.String())
+		sandboxesOf[uid] = append(sandboxesOf[uid], sb)
 		if cur := sandboxOf[uid]; cur == nil || sb.CreatedAt > cur.CreatedAt {
 			sandboxOf[uid] = sb
 		}
@@ -109,7 +108,10 @@ func (r *relist) once(ctx context.Context) {
 	running := map[string]bool{}
 	for _, c := range containers {
 		uid := types.UID(c.Labels[cri.LabelPodUID])
-		parts[uid] = append(parts[uid], "c"+c.Id+c.State.String())
+		containersOf[uid] = append(containersOf[uid], c)
+		if _, ok := sandboxesOf[uid]; !ok {
+			sandboxesOf[uid] = nil // containers whose sandbox is gone still make a pod
+		}
 		if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 			running[c.Id] = true
 			if !r.events.isLive() {
@@ -118,15 +120,16 @@ func (r *relist) once(ctx context.Context) {
 		}
 	}
 	r.workers.exits.keepOnly(running, listedAt)
-	now := make(map[types.UID]string, len(parts))
-	for uid, p := range parts {
-		sort.Strings(p)
-		now[uid] = strings.Join(p, ",")
+	now := make(map[types.UID]string, len(sandboxesOf))
+	for uid, sbs := range sandboxesOf {
+		now[uid] = runtimeFingerprint(sbs, containersOf[uid])
 	}
 	// The first list has nothing to compare with: every pod is woken once, so a change between a
 	// worker's own read and this first list is not missed until the periodic resync.
+	// A change the pod's worker saw itself (it made the sandbox or started the container) is not
+	// one to wake it for.
 	for uid, fp := range now {
-		if r.last == nil || r.last[uid] != fp {
+		if r.last == nil || (r.last[uid] != fp && !r.workers.seen(uid, fp)) {
 			r.workers.wake(uid)
 		}
 	}
