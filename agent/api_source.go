@@ -78,12 +78,20 @@ func (s *apiSource) start(ctx context.Context) {
 }
 
 // Run sends a snapshot after the informer's first sync, then one per burst of changes.
+// A change within burstWindow of the last snapshot waits burstCoalesce for more (Run).
+const (
+	burstWindow   = 100 * time.Millisecond
+	burstCoalesce = 50 * time.Millisecond
+)
+
 func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
 		return
 	}
 	s.log.Info("watching the pods bound to this node", "node", s.nodeName)
+	var last time.Time
 	for {
+		last = time.Now()
 		pods, err := s.lister.List(labels.Everything())
 		if err == nil {
 			var run, mirrors []*v1.Pod
@@ -113,9 +121,16 @@ func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 		case <-ctx.Done():
 			return
 		case <-s.dirty:
-			// Coalesce a burst (a 100-pod create) into a few snapshots.
+			// Coalesce a burst (a 100-pod create, and the status updates that follow) into a few
+			// snapshots: each costs a list, a sort and a diff of every pod on the node, so one per
+			// change would make a burst of n pods cost n². A lone change waits 5 ms; changes that
+			// follow a snapshot closely are gathered for 50 ms.
+			wait := 5 * time.Millisecond
+			if time.Since(last) < burstWindow {
+				wait = burstCoalesce
+			}
 			select {
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return
 			}
