@@ -61,6 +61,14 @@ func (s *apiSource) start(ctx context.Context) {
 	}
 	inf := cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, s.client), &v1.Pod{},
 		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}})
+	// managedFields are the API server's bookkeeping of who set what: Berth never reads them, and
+	// they are a good part of every cached pod.
+	_ = inf.SetTransform(func(o any) (any, error) {
+		if p, ok := o.(*v1.Pod); ok {
+			p.ManagedFields = nil
+		}
+		return o, nil
+	})
 	s.lister = corelisters.NewPodLister(inf.GetIndexer())
 	s.synced = inf.HasSynced
 	mark := func() {
