@@ -28,7 +28,11 @@
 //	    first through evictPod (pod_evict.go): stopped with the eviction's grace period, Failed
 //	    with reason Evicted, never started again. Image garbage collection runs beside it.
 //	  - The relist (relist.go) is the kubelet's PLEG: it notices containers that died and wakes their
-//	    workers, and, once every source has reported, terminates pods no source wants.
+//	    workers (only for a change the worker has not seen itself: runtime fingerprints), and, once
+//	    every source has reported, terminates pods no source wants. Where the runtime streams
+//	    container events (container_events.go), a stop wakes the worker at once and the relist runs
+//	    every 30 s as a safety net; where it does not, an exit watcher (exit_watch.go) waits on each
+//	    container's pidfd.
 //
 // State that survives a restart lives in the runtime: the labels and annotations of cri/labels.go
 // (pod UID, names, container name, restart count, spec hash) let a new Berth adopt every sandbox and
