@@ -37,6 +37,7 @@ type harness struct {
 	kubeletBin  string
 	cpDir       string
 	fakeLatency time.Duration
+	fakeEvents  bool
 	idle        time.Duration
 	cpuProfile  bool
 	logWrites   bool
@@ -69,6 +70,7 @@ func run() error {
 	flag.StringVar(&h.kubeletBin, "kubelet", "", "kubelet binary (default: test/env/controlplane.sh build kubelet, cached)")
 	flag.StringVar(&h.cpDir, "controlplane-dir", "/tmp/berth-bench-cp", "control plane folder (test/env/controlplane.sh)")
 	flag.DurationVar(&h.fakeLatency, "fake-latency", 0, "fixed latency of every fake CRI call")
+	flag.BoolVar(&h.fakeEvents, "fake-events", true, "the fake CRI streams container events (GetContainerEvents); false answers Unimplemented, as containerd 1.6")
 	flag.DurationVar(&h.idle, "idle", time.Minute, "measured window of idle-fake-100 and probes-fake-100")
 	flag.BoolVar(&h.cpuProfile, "cpuprofile", false, "run berth with --cpuprofile (profiles/<scenario>-berth.cpu.pprof); goroutines are not counted then")
 	flag.IntVar(&apiQPS, "api-qps", apiQPS, "kubeAPIQPS of both agents")
@@ -204,7 +206,7 @@ func run() error {
 	}
 
 	rep := report{results: results, baseline: leak, baseSamples: baseSamples, command: strings.Join(os.Args, " "), started: begun,
-		settings: fmt.Sprintf("both agents: kubeAPIQPS %d, kubeAPIBurst %d, maxPods %d; fake CRI latency per call %s; idle window %s", apiQPS, apiBurst, maxPods, h.fakeLatency, h.idle)}
+		settings: fmt.Sprintf("both agents: kubeAPIQPS %d, kubeAPIBurst %d, maxPods %d; fake CRI latency per call %s, container events %v; idle window %s", apiQPS, apiBurst, maxPods, h.fakeLatency, h.fakeEvents, h.idle)}
 	var out strings.Builder
 	rep.print(io.MultiWriter(os.Stdout, &out))
 	if err := os.WriteFile(filepath.Join(h.results, "table.txt"), []byte(out.String()), 0o644); err != nil {

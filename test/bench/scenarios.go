@@ -105,7 +105,8 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	var runtimePid int
 	switch sc.runtime {
 	case "fake":
-		fake = fakecri.New(fakecri.Config{Latency: h.fakeLatency, Images: []string{benchImage, sandboxImage}, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS})
+		fake = fakecri.New(fakecri.Config{Latency: h.fakeLatency, Images: []string{benchImage, sandboxImage}, CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS,
+			NoContainerEvents: !h.fakeEvents})
 		sock := filepath.Join(work, "fakecri.sock")
 		if err := fake.Serve(sock); err != nil {
 			return fail(err)
