@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/cri/fakecri"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // waitCond polls cond in real time (no clock steps) for up to 10 s.
@@ -109,20 +110,34 @@ func TestRelistWakesOnlyForUnseenChanges(t *testing.T) {
 	n := newFakeNodeRuntime(t, map[string]string{"web.yaml": pod("web", "Always", "")},
 		func(c *fakecri.Config) { c.NoContainerEvents = true }, nil)
 	l := n.waitView("running", runningWith("web", 0))
-	time.Sleep(50 * time.Millisecond) // the worker's last publish
-	before := n.srv.Calls()
-	if got := before["PodSandboxStatus"]; got != 1 {
+	uid := types.UID(viewPod(l, "web").UID)
+	n.agent.mu.Lock()
+	workers := n.agent.workers
+	n.agent.mu.Unlock()
+	workers.mu.Lock()
+	w := workers.workers[uid]
+	workers.mu.Unlock()
+	// The worker's follow-up sync after the start (nothing left to do) is over once it stops syncing.
+	syncs := w.syncs.Load()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		if now := w.syncs.Load(); now == syncs {
+			break
+		} else {
+			syncs = now
+		}
+	}
+	if got := n.srv.Calls()["PodSandboxStatus"]; got != 1 {
 		t.Errorf("PodSandboxStatus called %d times to start the pod, want 1 (cached while ready)", got)
 	}
 	// The first relist that sees the pod: its sandbox and container are what the worker made.
 	n.tick(time.Second)
 	n.holds("still running", runningWith("web", 0))
-	after := n.srv.Calls()
-	if d := after["ListPodSandbox"] - before["ListPodSandbox"]; d != 1 {
-		t.Errorf("ListPodSandbox called %d times for one relist, want 1 (the relist's own: no worker woken)", d)
+	if got := w.syncs.Load() - syncs; got != 0 {
+		t.Errorf("the worker synced %d times after a relist that saw only its own doing, want 0", got)
 	}
-	if d := after["PodSandboxStatus"] - before["PodSandboxStatus"]; d != 0 {
-		t.Errorf("PodSandboxStatus called %d more times", d)
+	if got := n.srv.Calls()["PodSandboxStatus"]; got != 1 {
+		t.Errorf("PodSandboxStatus called %d times, want 1", got)
 	}
 	// A change the worker has not seen still wakes it.
 	if err := n.srv.SetContainerExited(viewPod(l, "web").Containers[0].ID, 1, "Error"); err != nil {

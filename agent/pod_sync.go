@@ -28,8 +28,10 @@ type podSync struct {
 	waiting       map[string]*v1.ContainerStateWaiting
 	// err is a pod-level error of this sync (sandbox creation, runtime calls), shown as LAST ERROR.
 	err string
-	// requeue is when the worker should sync again unless woken earlier.
-	requeue time.Duration
+	// requeue is when the worker should sync again unless woken earlier; requeueAsked is set once
+	// the step asked for a time (a back-off, a retry).
+	requeue      time.Duration
+	requeueAsked bool
 	// startedNow holds the instances this sync started (postStart hook passed), by waiting key;
 	// stoppedNow the instances it stopped.
 	startedNow map[string]string
@@ -37,6 +39,7 @@ type podSync struct {
 }
 
 func (s *podSync) requeueIn(d time.Duration) {
+	s.requeueAsked = true
 	if d > 0 && d < s.requeue {
 		s.requeue = d
 	}

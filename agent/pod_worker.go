@@ -52,9 +52,11 @@ type podWorker struct {
 	// observed is the runtime fingerprint of the worker's last look at its pod (runtimeFingerprint):
 	// the relist wakes the worker only for a change it has not seen, not for what it did itself.
 	observed atomic.Value // string
+	syncs    atomic.Int64 // syncs done, for tests
 
 	// Owned by the worker goroutine.
 	cache             statusCache
+	actedStreak       int // syncs in a row whose step acted without asking for a time
 	startTime         time.Time
 	lastStatus        *v1.PodStatus
 	lastSandboxErr    string
@@ -200,9 +202,16 @@ func (w *podWorker) run() {
 		}
 		began := w.m.clock.Now()
 		next := w.sync(syncCtx, pod)
+		w.syncs.Add(1)
 		metrics.PodWorkerDuration.WithLabelValues(op).Observe(w.m.clock.Since(began).Seconds())
 		w.lastSynced = pod
 		cancel()
+		if next <= 0 {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the next step at once (a timer of 0 would wait for a fake clock to move)
+		}
 		t := w.m.clock.NewTimer(next)
 		select {
 		case <-w.wakeCh:
@@ -214,6 +223,9 @@ func (w *podWorker) run() {
 		t.Stop()
 	}
 }
+
+// maxImmediateSteps bounds the syncs that follow each other at once (sync).
+const maxImmediateSteps = 8
 
 // observe reads the pod's state from the runtime (observePod) and remembers its fingerprint.
 func (w *podWorker) observe(ctx context.Context) (*podRuntime, error) {
@@ -268,6 +280,19 @@ func (w *podWorker) sync(ctx context.Context, pod *v1.Pod) time.Duration {
 		if rt2, err := w.observe(ctx); err == nil {
 			s.rt = rt2
 		}
+		// The step changed the runtime: the next step (the sandbox stopped, now the pod cgroup;
+		// the containers started, now nothing) comes at once, since the relist does not wake a
+		// worker for its own changes. A step that asked for a time (a back-off, a retry) keeps it,
+		// and a run of steps that keep acting slows to one a second.
+		if !s.requeueAsked {
+			w.actedStreak++
+			s.requeue = 0
+			if w.actedStreak > maxImmediateSteps {
+				s.requeue = time.Second
+			}
+		}
+	} else {
+		w.actedStreak = 0
 	}
 	if ctx.Err() != nil {
 		return 0 // removed or shutting down: the loop sees which
