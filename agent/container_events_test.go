@@ -20,6 +20,18 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitEventsLive waits until the event stream is live: at the first event, or liveAfter on the
+// clock when the stream opened after the pod's events went out.
+func (n *fakeNode) waitEventsLive(rl *relist) {
+	n.t.Helper()
+	waitCond(n.t, "the event stream live", func() bool {
+		if !rl.events.isLive() {
+			n.tick(500 * time.Millisecond)
+		}
+		return rl.events.isLive()
+	})
+}
+
 func (n *fakeNode) relist() *relist {
 	n.agent.mu.Lock()
 	defer n.agent.mu.Unlock()
@@ -32,14 +44,7 @@ func TestContainerEventsWakeWorkers(t *testing.T) {
 	n := newFakeNode(t, map[string]string{"crash.yaml": pod("crash", "Always", "")})
 	l := n.waitView("running", runningWith("crash", 0))
 	rl := n.relist()
-	// Live at the first event, or liveAfter on the clock when the stream opened after the pod's
-	// events went out.
-	waitCond(t, "the event stream live", func() bool {
-		if !rl.events.isLive() {
-			n.tick(500 * time.Millisecond)
-		}
-		return rl.events.isLive()
-	})
+	n.waitEventsLive(rl)
 	l = n.waitView("running", runningWith("crash", 0))
 	if p := rl.currentPeriod(); p != eventedRelistPeriod {
 		t.Errorf("relist period with events = %s, want %s", p, eventedRelistPeriod)
@@ -59,12 +64,7 @@ func TestContainerEventsBrokenStream(t *testing.T) {
 	n := newFakeNode(t, map[string]string{"crash.yaml": pod("crash", "Always", "")})
 	l := n.waitView("running", runningWith("crash", 0))
 	rl := n.relist()
-	waitCond(t, "the event stream live", func() bool {
-		if !rl.events.isLive() {
-			n.tick(500 * time.Millisecond)
-		}
-		return rl.events.isLive()
-	})
+	n.waitEventsLive(rl)
 
 	n.srv.BreakContainerEvents()
 	waitCond(t, "the stream seen broken", func() bool { return !rl.events.isLive() })
