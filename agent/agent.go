@@ -115,6 +115,9 @@ type Agent struct {
 	// by Run's loop.
 	admitter *admitter
 	rejected map[types.UID]bool
+	// spareDesired is a cleared map that apply reuses for its next snapshot (only the Run loop
+	// touches it).
+	spareDesired map[types.UID]*v1.Pod
 
 	// Cluster mode.
 	health   *apiHealth
@@ -428,7 +431,13 @@ func (a *Agent) Run(ctx context.Context) error {
 // frees its name before its successor starts.
 func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.Pod, u SourceUpdate) {
 	prev := desired[u.Source]
-	next := make(map[types.UID]*v1.Pod, len(u.Pods))
+	// The map of the snapshot before prev is reused: a burst sends snapshot after snapshot, and a
+	// fresh map of every pod each time was most of what they allocated.
+	next := a.spareDesired
+	a.spareDesired = nil
+	if next == nil {
+		next = make(map[types.UID]*v1.Pod, len(u.Pods))
+	}
 	for _, p := range u.Pods {
 		next[p.UID] = p
 	}
@@ -473,6 +482,10 @@ func (a *Agent) apply(workers *podWorkers, desired map[string]map[types.UID]*v1.
 		}
 	}
 	desired[u.Source] = next
+	if prev != nil {
+		clear(prev)
+		a.spareDesired = prev
+	}
 }
 
 // podChanged reports whether a new version of a pod matters to its worker. A status-only change —

@@ -86,11 +86,24 @@ func (s *apiSource) start(ctx context.Context) {
 }
 
 // Run sends a snapshot after the informer's first sync, then one per burst of changes.
-// A change within burstWindow of the last snapshot waits burstCoalesce for more (Run).
+// A change within burstWindow of the last snapshot waits for more (Run): burstCoalesce, or
+// coalescePerPod for each pod on the node when that is longer, up to maxCoalesce.
 const (
-	burstWindow   = 100 * time.Millisecond
-	burstCoalesce = 50 * time.Millisecond
+	burstWindow    = 100 * time.Millisecond
+	burstCoalesce  = 50 * time.Millisecond
+	coalescePerPod = 200 * time.Microsecond
+	maxCoalesce    = 250 * time.Millisecond
 )
+
+// coalesceFor is how long changes that follow a snapshot closely are gathered, with n pods on the
+// node. A snapshot costs each pod a list entry, a sort step and a diff; while changes keep coming
+// (the status echoes of a burst), a fixed rate of snapshots would cost n × rate: waiting longer as
+// n grows keeps the cost of a burst per pod constant (500 pods: 100 ms) at the price of a pod
+// starting that much later in a burst that large, where the status writes' rate limit takes seconds
+// anyway. 250 pods and fewer keep 50 ms.
+func coalesceFor(n int) time.Duration {
+	return min(max(burstCoalesce, time.Duration(n)*coalescePerPod), maxCoalesce)
+}
 
 func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
@@ -98,9 +111,11 @@ func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 	}
 	s.log.Info("watching the pods bound to this node", "node", s.nodeName)
 	var last time.Time
+	n := 0 // pods in the last snapshot
 	for {
 		last = time.Now()
 		pods, err := s.lister.List(labels.Everything())
+		n = len(pods)
 		if err == nil {
 			var run, mirrors []*v1.Pod
 			for _, p := range pods {
@@ -132,10 +147,10 @@ func (s *apiSource) Run(ctx context.Context, out chan<- SourceUpdate) {
 			// Coalesce a burst (a 100-pod create, and the status updates that follow) into a few
 			// snapshots: each costs a list, a sort and a diff of every pod on the node, so one per
 			// change would make a burst of n pods cost n². A lone change waits 5 ms; changes that
-			// follow a snapshot closely are gathered for 50 ms.
+			// follow a snapshot closely are gathered for coalesceFor(n).
 			wait := 5 * time.Millisecond
 			if time.Since(last) < burstWindow {
-				wait = burstCoalesce
+				wait = coalesceFor(n)
 			}
 			select {
 			case <-time.After(wait):

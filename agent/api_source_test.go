@@ -39,3 +39,21 @@ func TestAPISourceSnapshot(t *testing.T) {
 		t.Fatal("no snapshot")
 	}
 }
+
+func TestCoalesceFor(t *testing.T) {
+	for _, tc := range []struct {
+		pods int
+		want time.Duration
+	}{
+		{0, 50 * time.Millisecond},
+		{100, 50 * time.Millisecond},
+		{250, 50 * time.Millisecond},
+		{500, 100 * time.Millisecond},
+		{1000, 200 * time.Millisecond},
+		{5000, 250 * time.Millisecond},
+	} {
+		if got := coalesceFor(tc.pods); got != tc.want {
+			t.Errorf("coalesceFor(%d) = %v, want %v", tc.pods, got, tc.want)
+		}
+	}
+}
