@@ -91,7 +91,11 @@ func (h *harness) runDirect(sc scenario) (res result) {
 	lat := make([]float64, sc.pods)
 	errs := make(chan error, sc.pods)
 	var wg sync.WaitGroup
-	cpu0 := procCPU(rpid)
+	var rtProfiled <-chan error
+	if h.cpuProfile {
+		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-cri-direct.containerd.pprof"))
+	}
+	meter := startCPUMeter(rpid, h.cp.pids())
 	t0 := time.Now()
 	for i := range sbs {
 		wg.Add(1)
@@ -107,7 +111,13 @@ func (h *harness) runDirect(sc scenario) (res result) {
 	}
 	wg.Wait()
 	res.Wall = time.Since(t0).Seconds()
-	res.RuntimeCPU = (procCPU(rpid) - cpu0).Seconds()
+	share := meter.stop()
+	if rtProfiled != nil {
+		if err := <-rtProfiled; err != nil {
+			logf("%s: no containerd profile: %v", sc.name, err)
+		}
+	}
+	res.RuntimeCPU, res.Machine = share.Runtime, &share
 	close(errs)
 	if err := <-errs; err != nil {
 		return fail(err)

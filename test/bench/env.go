@@ -9,9 +9,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +79,21 @@ func upControlPlane(repo, dir string) (*controlPlane, error) {
 }
 
 func (cp *controlPlane) file(name string) string { return filepath.Join(cp.dir, name) }
+
+// pids are kube-apiserver's and etcd's, from controlplane.sh's pid files (those it can read).
+func (cp *controlPlane) pids() []int {
+	var out []int
+	for _, f := range []string{"kube-apiserver.pid", "etcd.pid"} {
+		b, err := os.ReadFile(cp.file(f))
+		if err != nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
 
 func (cp *controlPlane) nodeName() string {
 	if n := cp.env["NODE_NAME"]; n != "" {
@@ -272,4 +290,41 @@ func removeCgroupRoot(root string) {
 			}
 		}
 	}
+}
+
+// containerdProfileWindow is how much of a containerd burst's start is profiled (-cpuprofile):
+// the same first seconds for every agent and for cri-direct, all of them inside the burst, so that
+// the profiles compare what containerd does for each.
+const containerdProfileWindow = 12 * time.Second
+
+// profileContainerd starts a CPU profile of the test environment's containerd over d, read from
+// its debug socket (runtime.sh sets [debug] address), into path; the channel gets its error.
+func profileContainerd(d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		sock := os.Getenv("BERTH_RUNTIME_RUN_DIR")
+		if sock == "" {
+			sock = "/run/berth-test/containerd"
+		}
+		sock = filepath.Join(sock, "debug.sock")
+		c := &http.Client{Timeout: d + time.Minute, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}}}
+		resp, err := c.Get(fmt.Sprintf("http://containerd/debug/pprof/profile?seconds=%d", int(d.Seconds())))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("containerd /debug/pprof/profile: %s: %s", resp.Status, b)
+		}
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		done <- err
+	}()
+	return done
 }

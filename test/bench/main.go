@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -78,6 +79,7 @@ func run() error {
 	flag.BoolVar(&h.logWrites, "log-writes", false, "log the agents' write requests with their bodies to logs/<scenario>-<agent>.writes.log")
 	maxLoad := flag.Float64("max-load", 1.5, "before each scenario, wait (up to -load-wait) until the 1-minute load average is below this")
 	loadWait := flag.Duration("load-wait", 5*time.Minute, "longest wait for a quiet machine before a scenario (then it runs anyway, and the load is reported)")
+	repeat := flag.Int("repeat", 3, "run the bursts (burst-*, cri-direct-30) this many times, in rounds that alternate the agents, and report for each the run of median wall (a burst keeps the machine busy, and its times vary from run to run)")
 	keepEnv := flag.Bool("keep-env", false, "leave the control plane and containerd running if this run started them")
 	replot := flag.String("replot", "", "only redraw DIR/latency.png from DIR/results.json, and exit")
 	flag.Parse()
@@ -193,7 +195,20 @@ func run() error {
 		logf("baseline %s: %d goroutines, %d threads, %d fds, RSS %.1f MiB (%.1f anonymous, %.1f file-backed) (node Ready, no pods)",
 			a, g, s.Threads, s.FDs, mib(s.RSS), mib(s.RSSAnon), mib(s.RSSFile))
 	}
+	quiet := func() { waitQuiet(*maxLoad, *loadWait) }
+	var group []scenario // the containerd bursts, run -repeat times in rounds
 	for _, sc := range sel {
+		if *repeat > 1 && repeatable(sc) {
+			group = append(group, sc)
+		}
+	}
+	for _, sc := range sel {
+		if len(group) > 0 && repeatable(sc) {
+			if sc.name == group[0].name {
+				results = append(results, h.runRounds(group, ags, *repeat, quiet)...)
+			}
+			continue
+		}
 		if sc.kind == "direct" {
 			waitQuiet(*maxLoad, *loadWait)
 			results = append(results, h.runDirect(sc))
@@ -272,18 +287,49 @@ func (h *harness) kubelet() (string, error) {
 func waitQuiet(max float64, wait time.Duration) {
 	deadline := time.Now().Add(wait)
 	said := false
+	idleFor := 0 // consecutive 5 s periods with the CPUs idle and no task in uninterruptible sleep
+	b0, a0 := machineCPU()
 	for time.Now().Before(deadline) {
-		l, busy := load1(), integrationRunning()
-		if l < max && !busy {
+		l, suite := load1(), integrationRunning()
+		// The load average trails a burst by minutes (it decays with a one-minute time constant
+		// from 15-20 after 30 pods); what disturbs the next scenario is work still going on: CPU
+		// use, and tasks blocked in the kernel (the teardown of network namespaces, for one).
+		if !suite && (l < max || idleFor >= 2) {
 			return
 		}
 		if !said {
-			logf("waiting for a quieter machine (load %.2f, integration suite running: %v; up to %s)", l, busy, wait)
+			logf("waiting for a quieter machine (load %.2f, integration suite running: %v; up to %s)", l, suite, wait)
 			said = true
 		}
 		time.Sleep(5 * time.Second)
+		b1, a1 := machineCPU()
+		if a1 > a0 && float64(b1-b0)/float64(a1-a0) < 0.10 && uninterruptible() == 0 {
+			idleFor++
+		} else {
+			idleFor = 0
+		}
+		b0, a0 = b1, a1
 	}
 	logf("machine still busy (load %.2f): running anyway", load1())
+}
+
+// uninterruptible counts the tasks in state D (uninterruptible sleep), kernel threads included.
+func uninterruptible() int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'D' {
+			n++
+		}
+	}
+	return n
 }
 
 func integrationRunning() bool {

@@ -149,3 +149,67 @@ func (r *rssSampler) Close() {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// machineCPU is the CPU the whole machine spent, from the first line of /proc/stat: busy is user,
+// nice, system, irq, softirq and steal; all adds idle and iowait (so all/elapsed = the cores).
+func machineCPU() (busy, all time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	var ticks [8]int64
+	for i := range ticks {
+		ticks[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+	}
+	// user nice system idle iowait irq softirq steal
+	b1 := ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+	a1 := b1 + ticks[3] + ticks[4]
+	return time.Duration(b1) * time.Second / clockTicks, time.Duration(a1) * time.Second / clockTicks
+}
+
+// cpuShare is where the machine's CPU went during a window: the whole machine, and the processes
+// of the test environment that share it with the agent.
+type cpuShare struct {
+	Busy, All    float64 // machine CPU-s: busy, and busy + idle
+	Runtime      float64 // containerd (its own threads and the CNI plugins it waited for; not the shims)
+	ControlPlane float64 // kube-apiserver + etcd
+	Bench        float64 // this harness: its API proxy, its watch of the pods, the fake CRI when it serves one
+}
+
+// cpuMeter reads a cpuShare between start and stop.
+type cpuMeter struct {
+	runtimePid int
+	cpPids     []int
+	busy, all  time.Duration
+	rt, cp     time.Duration
+	self       time.Duration
+}
+
+func startCPUMeter(runtimePid int, cpPids []int) *cpuMeter {
+	m := &cpuMeter{runtimePid: runtimePid, cpPids: cpPids}
+	m.busy, m.all = machineCPU()
+	m.rt, m.cp, m.self = procCPU(runtimePid), m.cpCPU(), procCPU(os.Getpid())
+	return m
+}
+
+func (m *cpuMeter) cpCPU() time.Duration {
+	var d time.Duration
+	for _, pid := range m.cpPids {
+		d += procCPU(pid)
+	}
+	return d
+}
+
+func (m *cpuMeter) stop() cpuShare {
+	busy, all := machineCPU()
+	return cpuShare{
+		Busy: (busy - m.busy).Seconds(), All: (all - m.all).Seconds(),
+		Runtime: (procCPU(m.runtimePid) - m.rt).Seconds(), ControlPlane: (m.cpCPU() - m.cp).Seconds(),
+		Bench: (procCPU(os.Getpid()) - m.self).Seconds(),
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -68,6 +70,8 @@ type result struct {
 	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
 	WallSequential  float64            `json:"wall_sequential_s,omitempty"`
 	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"` // containerd's own CPU in the window
+	Machine         *cpuShare          `json:"machine_cpu,omitempty"`   // the whole machine's CPU in the window (bursts)
+	Walls           []float64          `json:"walls_s,omitempty"`       // -repeat: every run's wall; the row is the median run
 	ProbeHits       int                `json:"probe_hits,omitempty"`
 	ThreadsStart    int                `json:"threads_start,omitempty"`
 	ThreadsEnd      int                `json:"threads_end,omitempty"`
@@ -210,7 +214,11 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 
 	// Create the pods; the window (CPU, API requests) opens just before.
 	a.rss.Reset()
-	cpu0, rcpu0 := a.sample().CPU, procCPU(runtimePid)
+	var rtProfiled <-chan error
+	if h.cpuProfile && sc.runtime == "containerd" && sc.kind == "burst" {
+		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-"+agent+".containerd.pprof"))
+	}
+	cpu0, meter := a.sample().CPU, startCPUMeter(runtimePid, h.cp.pids())
 	t0, err := createPods(ctx, h.cp.admin, tr, pods)
 	if err != nil {
 		return fail(err)
@@ -228,7 +236,12 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 			last = s.ready
 		}
 	}
-	burstCPU, burstRuntimeCPU := a.sample().CPU-cpu0, procCPU(runtimePid)-rcpu0
+	burstCPU, share := a.sample().CPU-cpu0, meter.stop()
+	if rtProfiled != nil {
+		if err := <-rtProfiled; err != nil {
+			logf("%s/%s: no containerd profile: %v", sc.name, agent, err)
+		}
+	}
 	burstWall := last.Sub(t0)
 	afterBurst, peakBurst := a.sample(), a.rss.Peak()
 	logf("%s/%s: %d pods Running+Ready in %.2fs", sc.name, agent, len(names), burstWall.Seconds())
@@ -246,8 +259,9 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		res.Wall, res.CPU, res.PeakRSS = burstWall.Seconds(), burstCPU.Seconds(), mib(peakBurst)
 		setRSS(&res, afterBurst)
 		if runtimePid != 0 {
-			res.RuntimeCPU = burstRuntimeCPU.Seconds()
+			res.RuntimeCPU = share.Runtime
 		}
+		res.Machine = &share
 	case "idle", "probes":
 		// Let the burst's tail (status writes, events queued behind the rate limiter) pass.
 		h.proxy.waitPodQuiet(3*time.Second, 2*time.Minute)
@@ -529,4 +543,79 @@ func removeWork(dir string) {
 		}
 	}
 	_ = os.RemoveAll(dir)
+}
+
+// repeatable is whether -repeat applies to a scenario: the bursts and cri-direct, whose windows
+// keep the whole machine busy (the runtime, kube-apiserver and etcd, the agent) and so vary from run
+// to run of the same thing on a shared 2-core machine by more than the targets' margins.
+func repeatable(sc scenario) bool {
+	return sc.kind == "burst" || sc.kind == "direct"
+}
+
+// runRounds runs each (scenario, agent) of group n times, in rounds, starting each round with the
+// next one so that no agent always follows the same other (a burst's teardown can outlast the quiet
+// wait), and returns per (scenario, agent) the run of median wall, with every wall in Walls and
+// the note. A failed run is returned as it is: a failure is never hidden behind a median.
+func (h *harness) runRounds(group []scenario, agents []string, n int, quiet func()) []result {
+	type job struct {
+		sc    scenario
+		agent string
+	}
+	var jobs []job
+	for _, sc := range group {
+		if sc.kind == "direct" {
+			jobs = append(jobs, job{sc, agentCRIDirect})
+			continue
+		}
+		for _, a := range agents {
+			jobs = append(jobs, job{sc, a})
+		}
+	}
+	runs := make([][]result, len(jobs))
+	for r := range n {
+		for k := range jobs {
+			i := (k + r) % len(jobs)
+			j := jobs[i]
+			quiet()
+			logf("round %d of %d: %s/%s", r+1, n, j.sc.name, j.agent)
+			var res result
+			if j.sc.kind == "direct" {
+				res = h.runDirect(j.sc)
+			} else {
+				res = h.runAgentScenario(j.sc, j.agent)
+			}
+			runs[i] = append(runs[i], res)
+		}
+	}
+	var out []result
+	for _, rs := range runs {
+		out = append(out, medianRun(rs))
+	}
+	return out
+}
+
+// medianRun is the run of median wall among rs (the lower middle one for an even count), or the
+// first failed run; Walls holds every run's wall in run order.
+func medianRun(rs []result) result {
+	var walls []float64
+	for _, r := range rs {
+		if r.Error != "" {
+			return r
+		}
+		walls = append(walls, r.Wall)
+	}
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b result) int { return cmp.Compare(a.Wall, b.Wall) })
+	m := sorted[(len(sorted)-1)/2]
+	m.Walls = walls
+	ws := make([]string, len(walls))
+	for i, w := range walls {
+		ws[i] = fmt.Sprintf("%.2f", w)
+	}
+	note := fmt.Sprintf("%d runs, wall s: %s; the run of median wall is shown", len(rs), strings.Join(ws, ", "))
+	if m.Note != "" {
+		note = m.Note + "; " + note
+	}
+	m.Note = note
+	return m
 }

@@ -268,6 +268,8 @@ disabled_plugins = [
 
 [debug]
   level = "$LOG_LEVEL"
+  # pprof and expvar on a root-only socket: the bench reads containerd's CPU profile from it.
+  address = "$RUN_DIR/debug.sock"
 
 [plugins]
   [plugins."io.containerd.internal.v1.opt"]
