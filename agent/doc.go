@@ -11,7 +11,10 @@
 //		                        (berth pods, GET /pods on berth.sock)                 every pod that changed
 //
 //	  - Sources (static_source.go) validate manifests and send full snapshots; they never touch the
-//	    runtime. A broken manifest is a ManifestError beside the pods, never a stop.
+//	    runtime. A broken manifest is a ManifestError beside the pods, never a stop. The API source
+//	    (api_source.go) snapshots its pod informer 5 ms after a lone change; changes that follow a
+//	    snapshot closely (a burst, and its status echoes) are gathered for 50 ms, longer past 250
+//	    pods (coalesceFor), so that a burst costs each pod a bounded number of snapshots.
 //	  - A podWorker (pod_worker.go) is the only writer to the runtime for its pod. Each sync
 //	    (pod_sync.go) reads the pod's sandboxes and containers from the runtime (pod_runtime.go), makes
 //	    one step towards the spec — sandbox, image, init containers in order (sidecars only have to

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containerd/cgroups/v3/cgroup1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -208,3 +210,63 @@ func TestCgroupV2Tree(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestParentCopyCpuset checks the cpuset shortcut on a tree of plain directories shaped like a
+// cpuset hierarchy: a pod's cgroup under a parent that has cpus and mems gets them copied and the
+// ancestors are left alone (cgroup1's own Create walks up and writes the files of /berth, which
+// has none here), and without a usable parent the call goes to cgroup1's Create, which fills the
+// chain.
+func TestParentCopyCpuset(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "cpuset") // NewCpuset(base) is the hierarchy mounted at base/cpuset
+	write := func(p, v string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	c := parentCopyCpuset{cgroup1.NewCpuset(base)}
+	if c.Name() != cgroup1.Cpuset {
+		t.Fatalf("Name() = %s", c.Name())
+	}
+
+	// Fast path: /berth/kubepods/besteffort is set up, /berth has no files at all.
+	write(filepath.Join(root, "berth/kubepods/besteffort/cpuset.cpus"), "0-1\n")
+	write(filepath.Join(root, "berth/kubepods/besteffort/cpuset.mems"), "0\n")
+	if err := c.Create("/berth/kubepods/besteffort/poda", &specs.LinuxResources{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := filepath.Join(root, "berth/kubepods/besteffort/poda")
+	if got := read(filepath.Join(pod, "cpuset.cpus")); got != "0-1\n" {
+		t.Errorf("pod cpuset.cpus = %q, want the parent's", got)
+	}
+	if got := read(filepath.Join(pod, "cpuset.mems")); got != "0\n" {
+		t.Errorf("pod cpuset.mems = %q, want the parent's", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "berth/cpuset.cpus")); !os.IsNotExist(err) {
+		t.Errorf("the ancestors were walked: /berth/cpuset.cpus exists (err %v)", err)
+	}
+
+	// No usable parent: cgroup1's Create, which copies down from the root.
+	write(filepath.Join(root, "cpuset.cpus"), "0-3\n")
+	write(filepath.Join(root, "cpuset.mems"), "0\n")
+	if err := c.Create("/other/podb", &specs.LinuxResources{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"other", "other/podb"} {
+		if got := read(filepath.Join(root, dir, "cpuset.cpus")); got != "0-3\n" {
+			t.Errorf("%s cpuset.cpus = %q, want the root's", dir, got)
+		}
+	}
+}
