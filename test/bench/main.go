@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ type harness struct {
 	idle        time.Duration
 	cpuProfile  bool
 	logWrites   bool
+	// directLimits are the sandbox concurrency limits cri-direct-30 also measures (-direct-limits).
+	directLimits []int
+	quiet        func() // waits for a quiet machine
 
 	cp         *controlPlane
 	cd         *containerd
@@ -79,6 +83,7 @@ func run() error {
 	flag.BoolVar(&h.logWrites, "log-writes", false, "log the agents' write requests with their bodies to logs/<scenario>-<agent>.writes.log")
 	maxLoad := flag.Float64("max-load", 1.5, "before each scenario, wait (up to -load-wait) until the 1-minute load average is below this")
 	loadWait := flag.Duration("load-wait", 5*time.Minute, "longest wait for a quiet machine before a scenario (then it runs anyway, and the load is reported)")
+	directLimits := flag.String("direct-limits", "", "cri-direct-30 also starts the pods with at most N sandboxes created at a time, for each N of this comma-separated list")
 	repeat := flag.Int("repeat", 3, "run the bursts (burst-*, cri-direct-30) this many times, in rounds that alternate the agents, and report for each the run of median wall (a burst keeps the machine busy, and its times vary from run to run)")
 	keepEnv := flag.Bool("keep-env", false, "leave the control plane and containerd running if this run started them")
 	replot := flag.String("replot", "", "only redraw DIR/latency.png from DIR/results.json, and exit")
@@ -95,6 +100,13 @@ func run() error {
 		return plotLatencies(rs, filepath.Join(*replot, "latency.png"))
 	}
 
+	for _, f := range splitList(*directLimits) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return fmt.Errorf("-direct-limits: %q is not a positive number", f)
+		}
+		h.directLimits = append(h.directLimits, n)
+	}
 	var sel []scenario
 	want := splitList(*scenarios)
 	for _, w := range want {
@@ -196,6 +208,7 @@ func run() error {
 			a, g, s.Threads, s.FDs, mib(s.RSS), mib(s.RSSAnon), mib(s.RSSFile))
 	}
 	quiet := func() { waitQuiet(*maxLoad, *loadWait) }
+	h.quiet = quiet
 	var group []scenario // the containerd bursts, run -repeat times in rounds
 	for _, sc := range sel {
 		if *repeat > 1 && repeatable(sc) {
@@ -293,11 +306,13 @@ func waitQuiet(max float64, wait time.Duration) {
 		l, suite := load1(), integrationRunning()
 		// The load average trails a burst by minutes (it decays with a one-minute time constant
 		// from 15-20 after 30 pods); what disturbs the next scenario is work still going on: CPU
-		// use, and tasks blocked in the kernel (the teardown of network namespaces, for one).
-		if !suite && (l < max || idleFor >= 2) {
+		// use, and tasks blocked in the kernel (the teardown of network namespaces, for one). So
+		// the CPUs must have been idle for the last 5 s in any case, and for 10 s while the load
+		// is still above max.
+		if !suite && idleFor >= 1 && (l < max || idleFor >= 2) {
 			return
 		}
-		if !said {
+		if !said && (l >= max || suite) {
 			logf("waiting for a quieter machine (load %.2f, integration suite running: %v; up to %s)", l, suite, wait)
 			said = true
 		}

@@ -72,6 +72,7 @@ type result struct {
 	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"` // containerd's own CPU in the window
 	Machine         *cpuShare          `json:"machine_cpu,omitempty"`   // the whole machine's CPU in the window (bursts)
 	Walls           []float64          `json:"walls_s,omitempty"`       // -repeat: every run's wall; the row is the median run
+	LimitWalls      map[string]float64 `json:"limit_walls_s,omitempty"` // cri-direct with -direct-limits: wall by the most sandboxes created at once
 	ProbeHits       int                `json:"probe_hits,omitempty"`
 	ThreadsStart    int                `json:"threads_start,omitempty"`
 	ThreadsEnd      int                `json:"threads_end,omitempty"`
@@ -160,7 +161,7 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	profilePath := ""
 	if h.cpuProfile && agent == agentBerth {
 		profilePath = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
-		if sc.kind != "idle" && sc.kind != "probes" {
+		if sc.kind != "idle" && sc.kind != "probes" && !(sc.kind == "burst" && sc.runtime == "containerd") {
 			spec.cpuProfile = profilePath
 		}
 	}
@@ -214,9 +215,14 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 
 	// Create the pods; the window (CPU, API requests) opens just before.
 	a.rss.Reset()
-	var rtProfiled <-chan error
+	var rtProfiled, agentProfiled <-chan error
 	if h.cpuProfile && sc.runtime == "containerd" && sc.kind == "burst" {
+		// The same first seconds of the burst for containerd and, for Berth, Berth itself (its
+		// whole-process profile would be mostly startup and deletion next to a 30-pod burst).
 		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-"+agent+".containerd.pprof"))
+		if profilePath != "" {
+			agentProfiled = a.windowProfile(containerdProfileWindow, profilePath)
+		}
 	}
 	cpu0, meter := a.sample().CPU, startCPUMeter(runtimePid, h.cp.pids())
 	t0, err := createPods(ctx, h.cp.admin, tr, pods)
@@ -240,6 +246,11 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	if rtProfiled != nil {
 		if err := <-rtProfiled; err != nil {
 			logf("%s/%s: no containerd profile: %v", sc.name, agent, err)
+		}
+	}
+	if agentProfiled != nil {
+		if err := <-agentProfiled; err != nil {
+			logf("%s/%s: no window profile: %v", sc.name, agent, err)
 		}
 	}
 	burstWall := last.Sub(t0)
