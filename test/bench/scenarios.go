@@ -217,8 +217,8 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	a.rss.Reset()
 	var rtProfiled, agentProfiled <-chan error
 	if h.cpuProfile && sc.runtime == "containerd" && sc.kind == "burst" {
-		// The same first seconds of the burst for containerd and, for Berth, Berth itself (its
-		// whole-process profile would be mostly startup and deletion next to a 30-pod burst).
+		// The burst's window for containerd and, for Berth, Berth itself (its whole-process
+		// profile would be mostly startup and deletion next to a 30-pod burst).
 		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-"+agent+".containerd.pprof"))
 		if profilePath != "" {
 			agentProfiled = a.windowProfile(containerdProfileWindow, profilePath)
