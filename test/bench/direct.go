@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,7 @@ func (h *harness) runDirect(sc scenario) (res result) {
 	if err := removeBenchPods(rt); err != nil {
 		return fail(err)
 	}
+	defer removeDirectCgroups()
 	defer removeBenchPods(rt)
 	work := filepath.Join(h.work, sc.name)
 	_ = os.RemoveAll(work)
@@ -53,7 +55,12 @@ func (h *harness) runDirect(sc scenario) (res result) {
 		for i := range sc.pods {
 			p := benchPod(fmt.Sprintf("%s-%03d", prefix, i), h.cp.nodeName(), "direct", podOpts{})
 			p.UID = types.UID(newUID())
-			sb, err := cri.PodSandboxConfig(p, cri.SandboxOptions{LogRoot: logs, DNS: dns})
+			// A pod cgroup path as deep as the agents' (/berth-bench/kubepods/besteffort/pod<uid>,
+			// /kubepods/besteffort/pod<uid>): the runtime makes the missing directories in every
+			// hierarchy, as it makes the sandbox's under an agent's pod cgroup; left to its default
+			// (one level), the plain client would start cheaper sandboxes than the agents'.
+			sb, err := cri.PodSandboxConfig(p, cri.SandboxOptions{LogRoot: logs, DNS: dns,
+				CgroupParent: directCgroupRoot + "/besteffort/pod" + string(p.UID)})
 			if err != nil {
 				return nil, nil, err
 			}
@@ -208,4 +215,35 @@ func newUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// directCgroupRoot holds the plain client's pod cgroups (removeDirectCgroups).
+const directCgroupRoot = berthCgroupRoot + "/direct"
+
+// removeDirectCgroups removes directCgroupRoot from every cgroup hierarchy once the sandboxes are
+// gone: the runtime removes the sandboxes' and containers' own cgroups, not the parents it made.
+func removeDirectCgroups() {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*" + directCgroupRoot)
+	if dir := "/sys/fs/cgroup" + directCgroupRoot; dirExists(dir) {
+		roots = append(roots, dir) // cgroup v2
+	}
+	for _, root := range roots {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- { // children first
+			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+				logf("removing %s: %v", dirs[i], err)
+			}
+		}
+	}
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
