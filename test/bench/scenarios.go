@@ -69,10 +69,11 @@ type result struct {
 	APIDrain        float64            `json:"api_drain_s,omitempty"` // last pod-scoped request after the last pod left the API
 	CPUPerMin       float64            `json:"cpu_s_per_min,omitempty"`
 	WallSequential  float64            `json:"wall_sequential_s,omitempty"`
-	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"` // containerd's own CPU in the window
-	Machine         *cpuShare          `json:"machine_cpu,omitempty"`   // the whole machine's CPU in the window (bursts)
-	Walls           []float64          `json:"walls_s,omitempty"`       // -repeat: every run's wall; the row is the median run
-	LimitWalls      map[string]float64 `json:"limit_walls_s,omitempty"` // cri-direct with -direct-limits: wall by the most sandboxes created at once
+	RuntimeCPU      float64            `json:"runtime_cpu_s,omitempty"`   // containerd's own CPU in the window
+	Machine         *cpuShare          `json:"machine_cpu,omitempty"`     // the whole machine's CPU in the window (bursts)
+	Walls           []float64          `json:"walls_s,omitempty"`         // -repeat: every run's wall; the row is the median run
+	LifecycleCPU    float64            `json:"cpu_lifecycle_s,omitempty"` // bursts: the agent's CPU from the first create until the pods are deleted and it is quiet (the API writes' span)
+	LimitWalls      map[string]float64 `json:"limit_walls_s,omitempty"`   // cri-direct with -direct-limits: wall by the most sandboxes created at once
 	ProbeHits       int                `json:"probe_hits,omitempty"`
 	ThreadsStart    int                `json:"threads_start,omitempty"`
 	ThreadsEnd      int                `json:"threads_end,omitempty"`
@@ -407,6 +408,9 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	}
 	s1 := a.sample()
 	res.ThreadsEnd, res.FDsEnd = s1.Threads, s1.FDs
+	if sc.kind == "burst" {
+		res.LifecycleCPU = (s1.CPU - cpu0).Seconds()
+	}
 	stopped = true
 	a.stop(spec.cpuProfile == "")
 	res.GoroutinesEnd = a.goroutines()
