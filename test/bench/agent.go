@@ -347,6 +347,12 @@ func cleanKubeletCgroups() {
 	if p := "/sys/fs/cgroup/kubepods.slice"; exists(p) {
 		roots = append(roots, p)
 	}
+	removeCgroupTrees(roots)
+}
+
+// removeCgroupTrees removes the cgroup directories under each root and the root, innermost first;
+// a cgroup still in use stays.
+func removeCgroupTrees(roots []string) {
 	for _, r := range roots {
 		var dirs []string
 		_ = filepath.WalkDir(r, func(p string, d os.DirEntry, err error) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,26 +223,8 @@ const directCgroupRoot = berthCgroupRoot + "/direct"
 // gone: the runtime removes the sandboxes' and containers' own cgroups, not the parents it made.
 func removeDirectCgroups() {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*" + directCgroupRoot)
-	if dir := "/sys/fs/cgroup" + directCgroupRoot; dirExists(dir) {
+	if dir := "/sys/fs/cgroup" + directCgroupRoot; exists(dir) {
 		roots = append(roots, dir) // cgroup v2
 	}
-	for _, root := range roots {
-		var dirs []string
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		for i := len(dirs) - 1; i >= 0; i-- { // children first
-			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
-				logf("removing %s: %v", dirs[i], err)
-			}
-		}
-	}
-}
-
-func dirExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
+	removeCgroupTrees(roots)
 }
