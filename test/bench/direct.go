@@ -108,7 +108,7 @@ func (h *harness) runDirect(sc scenario) (res result) {
 	var wg sync.WaitGroup
 	var rtProfiled <-chan error
 	if h.cpuProfile {
-		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-cri-direct.containerd.pprof"))
+		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", h.outName(sc, agentCRIDirect)+".containerd.pprof"))
 	}
 	meter := startCPUMeter(rpid, h.cp.pids())
 	t0 := time.Now()

@@ -46,6 +46,7 @@ type harness struct {
 	// directLimits are the sandbox concurrency limits cri-direct-30 also measures (-direct-limits).
 	directLimits []int
 	quiet        func() // waits for a quiet machine
+	round        string // ".r<N>" while -repeat runs round N: in the names of logs and profiles
 
 	cp         *controlPlane
 	cd         *containerd

@@ -155,19 +155,19 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		}
 	}
 	spec := agentSpec{kind: agent, bin: bin, endpoint: endpoint, kubeconfig: h.kubeconfig, cp: h.cp, work: work,
-		logPath: filepath.Join(h.results, "logs", sc.name+"-"+agent+".log")}
+		logPath: filepath.Join(h.results, "logs", h.outName(sc, agent)+".log")}
 	// -cpuprofile: the whole process for bursts and heals (--cpuprofile), the measured window
 	// only for idle and probes (read from /debug/pprof), where startup and the burst would hide
 	// the steady state.
 	profilePath := ""
 	if h.cpuProfile && agent == agentBerth {
-		profilePath = filepath.Join(h.results, "profiles", sc.name+"-berth.cpu.pprof")
+		profilePath = filepath.Join(h.results, "profiles", h.outName(sc, agentBerth)+".cpu.pprof")
 		if sc.kind != "idle" && sc.kind != "probes" && !(sc.kind == "burst" && sc.runtime == "containerd") {
 			spec.cpuProfile = profilePath
 		}
 	}
 	if h.logWrites {
-		wl, err := os.Create(filepath.Join(h.results, "logs", sc.name+"-"+agent+".writes.log"))
+		wl, err := os.Create(filepath.Join(h.results, "logs", h.outName(sc, agent)+".writes.log"))
 		if err != nil {
 			return fail(err)
 		}
@@ -220,7 +220,7 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	if h.cpuProfile && sc.runtime == "containerd" && sc.kind == "burst" {
 		// The burst's window for containerd and, for Berth, Berth itself (its whole-process
 		// profile would be mostly startup and deletion next to a 30-pod burst).
-		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", sc.name+"-"+agent+".containerd.pprof"))
+		rtProfiled = profileContainerd(containerdProfileWindow, filepath.Join(h.results, "profiles", h.outName(sc, agent)+".containerd.pprof"))
 		if profilePath != "" {
 			agentProfiled = a.windowProfile(containerdProfileWindow, profilePath)
 		}
@@ -261,7 +261,7 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 	if agent == agentBerth && sc.kind == "burst" {
 		// The runtime calls Berth made for the burst, by operation (count and time), from its own
 		// kubelet_runtime_operations_* metrics: what the burst asked of the runtime.
-		if err := a.debugPath("metrics", filepath.Join(h.results, "logs", sc.name+"-berth.metrics.txt")); err != nil {
+		if err := a.debugPath("metrics", filepath.Join(h.results, "logs", h.outName(sc, agentBerth)+".metrics.txt")); err != nil {
 			logf("%s/%s: no metrics: %v", sc.name, agent, err)
 		}
 	}
@@ -593,6 +593,7 @@ func (h *harness) runRounds(group []scenario, agents []string, n int, quiet func
 			j := jobs[i]
 			quiet()
 			logf("round %d of %d: %s/%s", r+1, n, j.sc.name, j.agent)
+			h.round = fmt.Sprintf(".r%d", r+1) // each round's logs and profiles are kept
 			var res result
 			if j.sc.kind == "direct" {
 				res = h.runDirect(j.sc)
@@ -602,6 +603,7 @@ func (h *harness) runRounds(group []scenario, agents []string, n int, quiet func
 			runs[i] = append(runs[i], res)
 		}
 	}
+	h.round = ""
 	var out []result
 	for _, rs := range runs {
 		out = append(out, medianRun(rs))
@@ -633,4 +635,9 @@ func medianRun(rs []result) result {
 	}
 	m.Note = note
 	return m
+}
+
+// outName names a run's logs and profiles: <scenario>-<agent>, and .r<round> under -repeat.
+func (h *harness) outName(sc scenario, agent string) string {
+	return sc.name + "-" + agent + h.round
 }
