@@ -56,12 +56,23 @@ type cpusetSubsystem interface {
 // missing or empty, an existing cgroup, cpus or mems asked for) goes to cgroup1's Create.
 type parentCopyCpuset struct{ cpusetSubsystem }
 
+// Create is one mkdir under a parent with cgroup.clone_children set (Berth sets it on its QoS
+// cgroups: cloneCpuset): the kernel copies the parent's cpus and mems into the new cgroup itself.
+// Writing cpuset.cpus instead makes the kernel rebuild its scheduling domains, a walk of every
+// cpuset cgroup on the machine: one per pod made a burst of n pods cost n² (500 pods: 48 ms of
+// writes against 7 ms for 100, on this machine with nothing else running).
 func (c parentCopyCpuset) Create(path string, resources *specs.LinuxResources) error {
 	if resources != nil && resources.CPU != nil && (resources.CPU.Cpus != "" || resources.CPU.Mems != "") {
 		return c.cpusetSubsystem.Create(path, resources)
 	}
 	dir := c.Path(path)
 	parent := filepath.Dir(dir)
+	if b, err := os.ReadFile(filepath.Join(parent, cloneChildrenFile)); err == nil && string(bytes.TrimSpace(b)) == "1" {
+		if err := os.Mkdir(dir, 0o755); err == nil {
+			return nil
+		}
+		return c.cpusetSubsystem.Create(path, resources)
+	}
 	var values [2][]byte
 	for i, name := range []string{"cpuset.cpus", "cpuset.mems"} {
 		b, err := os.ReadFile(filepath.Join(parent, name))
@@ -79,6 +90,39 @@ func (c parentCopyCpuset) Create(path string, resources *specs.LinuxResources) e
 		}
 	}
 	return nil
+}
+
+// cloneChildrenFile is the cgroup v1 flag that makes the kernel give a new cpuset cgroup its
+// parent's cpus and mems; a cgroup made under a parent with it set has it set too.
+const cloneChildrenFile = "cgroup.clone_children"
+
+// cloneCpuset sets cgroup.clone_children on n's cpuset cgroup (it must have its cpus and mems):
+// the pod cgroups made under it, and the runtime's sandbox and container cgroups under those, get
+// their cpus and mems from the kernel when they are made, and no one writes them (parentCopyCpuset
+// says why that matters). Only the cpuset controller reads the flag.
+func (f *fs1) cloneCpuset(n Name) error {
+	subsystems, err := f.hierarchy()
+	if err != nil {
+		return err
+	}
+	for _, s := range subsystems {
+		c, ok := s.(parentCopyCpuset)
+		if !ok {
+			continue
+		}
+		dir := c.Path(n.Cgroupfs())
+		for _, name := range []string{"cpuset.cpus", "cpuset.mems"} {
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return err
+			}
+			if len(bytes.TrimSpace(b)) == 0 {
+				return fmt.Errorf("cpuset %s is empty", filepath.Join(dir, name))
+			}
+		}
+		return os.WriteFile(filepath.Join(dir, cloneChildrenFile), []byte("1"), 0o644)
+	}
+	return nil // no cpuset hierarchy
 }
 
 func v1Resources(r *ResourceConfig) *specs.LinuxResources {

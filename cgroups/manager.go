@@ -161,7 +161,17 @@ func (m *Manager) Start() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.updateBurstableLocked(true)
+	if err := m.updateBurstableLocked(true); err != nil {
+		return err
+	}
+	if f, ok := m.b.(*fs1); ok {
+		for _, n := range []Name{m.kubepods(), m.burstable(), m.besteffort()} {
+			if err := f.cloneCpuset(n); err != nil {
+				return fmt.Errorf("cgroup %s: cpuset: %w", f.parent(n), err)
+			}
+		}
+	}
+	return nil
 }
 
 // podName is the pod's cgroup, under its class.

@@ -258,6 +258,23 @@ func TestParentCopyCpuset(t *testing.T) {
 		t.Errorf("the ancestors were walked: /berth/cpuset.cpus exists (err %v)", err)
 	}
 
+	// A parent with cgroup.clone_children set: the mkdir alone, the kernel fills the files (on
+	// this tree of plain directories nothing does, which shows nothing was written).
+	write(filepath.Join(root, "berth/kubepods/burstable/cpuset.cpus"), "0-1\n")
+	write(filepath.Join(root, "berth/kubepods/burstable/cpuset.mems"), "0\n")
+	write(filepath.Join(root, "berth/kubepods/burstable/cgroup.clone_children"), "1\n")
+	if err := c.Create("/berth/kubepods/burstable/podc", &specs.LinuxResources{}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "berth/kubepods/burstable/podc")); err != nil || !fi.IsDir() {
+		t.Fatalf("pod cgroup under a cloning parent not made: %v", err)
+	}
+	for _, name := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if _, err := os.Stat(filepath.Join(root, "berth/kubepods/burstable/podc", name)); !os.IsNotExist(err) {
+			t.Errorf("%s written under a cloning parent (err %v)", name, err)
+		}
+	}
+
 	// No usable parent: cgroup1's Create, which copies down from the root.
 	write(filepath.Join(root, "cpuset.cpus"), "0-3\n")
 	write(filepath.Join(root, "cpuset.mems"), "0\n")
@@ -268,5 +285,43 @@ func TestParentCopyCpuset(t *testing.T) {
 		if got := read(filepath.Join(root, dir, "cpuset.cpus")); got != "0-3\n" {
 			t.Errorf("%s cpuset.cpus = %q, want the root's", dir, got)
 		}
+	}
+}
+
+// TestCloneCpuset checks that cloneCpuset sets cgroup.clone_children on a cpuset cgroup that has
+// its cpus and mems, and refuses one that has none: its children would get nothing to run on.
+func TestCloneCpuset(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "cpuset", "berth", "kubepods")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := &fs1{}
+	f.once.Do(func() { f.subsystems = []cgroup1.Subsystem{parentCopyCpuset{cgroup1.NewCpuset(base)}} })
+	n := Name{"berth", "kubepods"}
+
+	for _, name := range []string{"cpuset.cpus", "cpuset.mems", cloneChildrenFile} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.cloneCpuset(n); err == nil || !strings.Contains(err.Error(), "cpuset.cpus is empty") {
+		t.Errorf("cloneCpuset with empty cpus: err = %v, want cpuset.cpus is empty", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, cloneChildrenFile)); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("clone_children = %q after a refusal", b)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "cpuset.cpus"), []byte("0-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cpuset.mems"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.cloneCpuset(n); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, cloneChildrenFile)); strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("clone_children = %q, want 1", b)
 	}
 }

@@ -184,6 +184,22 @@ func TestCgroupsQOSHierarchy(t *testing.T) {
 	check("burstable/limited", podDir["burstable"]+"/"+cid("burstable", "limited"), want{"102", "30000", "100663296", "max"})
 	check("burstable/free", podDir["burstable"]+"/"+cid("burstable", "free"), want{"51", unlimitedQuota, unlimitedMemory, "max"})
 	check("besteffort/main", podDir["besteffort"]+"/"+cid("besteffort", "main"), want{"2", unlimitedQuota, unlimitedMemory, "max"})
+	// cpuset: Berth's QoS cgroups hand their cpus and mems down (cgroup.clone_children), so the
+	// pods' and the containers' cpuset cgroups have them without anyone writing them.
+	machineCpus := string(bytes.TrimSpace(mustRead(t, "/sys/fs/cgroup/cpuset/cpuset.cpus")))
+	for _, rel := range []string{"kubepods", "kubepods/burstable", "kubepods/besteffort", podDir["besteffort"], podDir["burstable"]} {
+		if got := e.mustCgFile("cpuset", rel, "cgroup.clone_children"); got != "1" {
+			t.Errorf("cpuset %s: cgroup.clone_children = %s, want 1", rel, got)
+		}
+	}
+	for _, rel := range []string{podDir["guaranteed"], podDir["burstable"], podDir["besteffort"], podDir["besteffort"] + "/" + cid("besteffort", "main")} {
+		if got := e.mustCgFile("cpuset", rel, "cpuset.cpus"); got != machineCpus {
+			t.Errorf("cpuset %s: cpuset.cpus = %q, want the machine's %q", rel, got, machineCpus)
+		}
+		if got := e.mustCgFile("cpuset", rel, "cpuset.mems"); got == "" {
+			t.Errorf("cpuset %s: cpuset.mems is empty", rel)
+		}
+	}
 	if got := e.mustCgFile("cpu", "kubepods/burstable", "cpu.shares"); got != "153" {
 		t.Errorf("burstable class cpu.shares = %s, want 153 (the sum of its pods' requests, 150m)", got)
 	}
