@@ -7,8 +7,9 @@ import (
 )
 
 func TestMedianRun(t *testing.T) {
+	// Each run's CPU is its wall/10 here, so that CPUs can be checked against Walls.
 	run := func(wall float64, errMsg string) result {
-		return result{Scenario: "burst-containerd-30", Agent: agentBerth, Wall: wall, Error: errMsg}
+		return result{Scenario: "burst-containerd-30", Agent: agentBerth, Wall: wall, CPU: wall / 10, Error: errMsg}
 	}
 	for _, tc := range []struct {
 		name      string
@@ -27,8 +28,35 @@ func TestMedianRun(t *testing.T) {
 			if got.Wall != tc.wantWall || got.Error != tc.wantError || !slices.Equal(got.Walls, tc.wantWalls) {
 				t.Fatalf("medianRun = wall %v, error %q, walls %v; want %v, %q, %v", got.Wall, got.Error, got.Walls, tc.wantWall, tc.wantError, tc.wantWalls)
 			}
+			var wantCPUs []float64
+			for _, w := range tc.wantWalls {
+				wantCPUs = append(wantCPUs, w/10)
+			}
+			if !slices.Equal(got.CPUs, wantCPUs) {
+				t.Fatalf("medianRun: cpus %v, want %v", got.CPUs, wantCPUs)
+			}
 			if tc.wantError == "" && !strings.Contains(got.Note, "the run of median wall is shown") {
 				t.Fatalf("note %q does not say the row is a median", got.Note)
+			}
+		})
+	}
+}
+
+func TestMedianCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    result
+		want float64
+	}{
+		{"a single run: its CPU", result{CPU: 0.66}, 0.66},
+		// The run of median wall (CPU 0.66) is not the run of median CPU.
+		{"odd count: the middle CPU", result{CPU: 0.66, Walls: []float64{1.28, 0.92, 0.72}, CPUs: []float64{0.70, 0.66, 0.48}}, 0.66},
+		{"the median CPU, not the median run's", result{CPU: 0.70, Walls: []float64{1.28, 0.92, 0.72}, CPUs: []float64{0.50, 0.70, 0.48}}, 0.50},
+		{"even count: the lower middle", result{CPU: 4, CPUs: []float64{4, 1, 3, 2}}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := medianCPU(&tc.r); got != tc.want {
+				t.Fatalf("medianCPU = %v, want %v", got, tc.want)
 			}
 		})
 	}
