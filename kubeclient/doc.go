@@ -28,8 +28,9 @@
 // is what lets unit tests keep using client-go's fake clientset: package kubeclient/clientset wraps
 // any kubernetes.Interface into an Interface. Only tests may import that package: importing it
 // links the whole clientset back into the binary. The requests are the clientset's too: the same
-// paths, query parameters, content types (protobuf where the generated client prefers it, JSON for
-// the Event calls the recorder makes), user agent, rate limiting and watch-list semantics.
+// paths, query parameters, content types (protobuf where the generated client prefers it; the Event
+// calls the recorder makes in the config's content type, which Berth sets to protobuf, the kubelet's
+// contentType default), user agent, rate limiting and watch-list semantics.
 //
 // To use a new API call: add the method, with client-go's signature, to the resource's interface
 // here and to the REST implementation (rest.go); the fake clientset already has it. A new resource

@@ -259,7 +259,8 @@ func (s serviceAccounts) CreateToken(ctx context.Context, serviceAccountName str
 }
 
 // events writes Events into the event's own namespace. As client-go's event expansion, these
-// requests use the config's content type (JSON unless set), not protobuf.
+// requests use the config's content type (JSON unless set; Berth sets contentType, protobuf by
+// default), not the protobuf the generated calls prefer.
 type events struct {
 	rest      rest.Interface
 	namespace string // "": any

@@ -187,13 +187,14 @@ var calls = []struct {
 
 // TestRequestsAreTheClientsets checks that every call sends the very request client-go's
 // clientset sends for it (path, query, content type, accept, user agent, body) and gets the same
-// result, for both a config without a content type (protobuf where the clientset prefers it) and
-// one asking for JSON.
+// result, for a config without a content type (protobuf where the clientset prefers it), one
+// asking for JSON and one asking for protobuf (Berth's default contentType, as the kubelet's: its
+// Events are then protobuf too).
 func TestRequestsAreTheClientsets(t *testing.T) {
 	srv := &apiServer{}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	for _, contentType := range []string{"", "application/json"} {
+	for _, contentType := range []string{"", "application/json", "application/vnd.kubernetes.protobuf"} {
 		cfg := &rest.Config{Host: ts.URL, QPS: -1, UserAgent: "berth/test", ContentConfig: rest.ContentConfig{ContentType: contentType}}
 		ours, err := kubeclient.New(cfg)
 		if err != nil {

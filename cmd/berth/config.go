@@ -58,6 +58,7 @@ type Configuration struct {
 	KubeAPIBurst              int32             `json:"kubeAPIBurst,omitempty"`
 	EventRecordQPS            *int32            `json:"eventRecordQPS,omitempty"`
 	EventBurst                int32             `json:"eventBurst,omitempty"`
+	ContentType               string            `json:"contentType,omitempty"`
 	RegisterWithTaints        []v1.Taint        `json:"registerWithTaints,omitempty"`
 	KubeReserved              map[string]string `json:"kubeReserved,omitempty"`
 	SystemReserved            map[string]string `json:"systemReserved,omitempty"`
@@ -98,6 +99,14 @@ const (
 	configAPIVersion = "kubelet.config.k8s.io/v1beta1"
 )
 
+// The content types of contentType: what Berth's API clients send and ask for where a request's
+// body is an API object (Events; pods, nodes and leases always speak protobuf, as client-go's
+// generated clients). The kubelet's default is protobuf too.
+const (
+	contentTypeProtobuf = "application/vnd.kubernetes.protobuf"
+	contentTypeJSON     = "application/json"
+)
+
 // defaultConfiguration holds the kubelet's defaults for the fields Berth supports.
 func defaultConfiguration() Configuration {
 	resolv := "/etc/resolv.conf"
@@ -126,6 +135,7 @@ func defaultConfiguration() Configuration {
 		KubeAPIBurst:                     100,
 		EventRecordQPS:                   &defaultEventQPS,
 		EventBurst:                       100,
+		ContentType:                      contentTypeProtobuf,
 		EvictionHard:                     eviction.DefaultEvictionHard(),
 		EvictionPressureTransitionPeriod: metav1.Duration{Duration: eviction.DefaultPressureTransitionPeriod},
 		ImageGCHighThresholdPercent:      &defaultImageGCHigh,
@@ -242,6 +252,9 @@ func loadConfigFile(path string, into *Configuration) error {
 	if c.EventRecordQPS != nil {
 		into.EventRecordQPS = c.EventRecordQPS
 	}
+	if c.ContentType != "" {
+		into.ContentType = c.ContentType
+	}
 	if c.EventBurst != 0 {
 		into.EventBurst = c.EventBurst
 	}
@@ -343,6 +356,9 @@ func (c *Configuration) validate(where string) error {
 	}
 	if c.EventBurst < 0 {
 		bad("eventBurst", "must not be negative")
+	}
+	if c.ContentType != contentTypeProtobuf && c.ContentType != contentTypeJSON {
+		bad("contentType", "must be %s or %s, got %q", contentTypeProtobuf, contentTypeJSON, c.ContentType)
 	}
 	for field, m := range map[string]map[string]string{"kubeReserved": c.KubeReserved, "systemReserved": c.SystemReserved} {
 		if _, err := resourceList(m); err != nil {

@@ -128,6 +128,25 @@ func TestConfigFile(t *testing.T) {
 			},
 		},
 		{name: "negative eventRecordQPS", body: "eventRecordQPS: -1\n", wantErr: "eventRecordQPS: must not be negative"},
+		{
+			name: "contentType: the kubelet's default, protobuf",
+			body: "kind: KubeletConfiguration\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.ContentType != "application/vnd.kubernetes.protobuf" {
+					t.Errorf("contentType %q, want protobuf", c.ContentType)
+				}
+			},
+		},
+		{
+			name: "contentType JSON is read",
+			body: "contentType: application/json\n",
+			check: func(t *testing.T, c Configuration) {
+				if c.ContentType != "application/json" {
+					t.Errorf("contentType %q, want application/json", c.ContentType)
+				}
+			},
+		},
+		{name: "unknown contentType", body: "contentType: text/yaml\n", wantErr: `contentType: must be application/vnd.kubernetes.protobuf or application/json, got "text/yaml"`},
 		{name: "negative maxPods", body: "maxPods: -1\n", wantErr: "maxPods: must not be negative"},
 		{name: "relative podLogsDir", body: "podLogsDir: logs\n", wantErr: "podLogsDir: must be an absolute path"},
 		{

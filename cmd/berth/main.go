@@ -338,6 +338,7 @@ func clusterConfig(d *daemonArgs, log *slog.Logger) (*agent.ClusterConfig, error
 	rc.QPS = *c.KubeAPIQPS
 	rc.Burst = int(c.KubeAPIBurst)
 	rc.UserAgent = "berth/" + version
+	rc.ContentType = c.ContentType
 	client, err := kubeclient.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig %s: %v", d.flags.kubeconfig, err)
