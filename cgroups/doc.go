@@ -14,7 +14,8 @@
 // make the cgroups: fs1 (cgroupfs on cgroup v1, containerd's cgroup1 package, every mounted
 // hierarchy), fs2 (cgroupfs on cgroup v2, containerd's cgroup2 package, cpu.weight from
 // SharesToWeight) and systemdBackend (transient slice units over D-Bus). Berth parses no cgroup
-// file itself.
+// file itself; on v1 it only sets cgroup.clone_children on the QoS cgroups' cpusets at Start, so
+// that a pod's cpuset cgroup gets its cpus and mems from the kernel (fs1.go says why).
 //
 // The life of a pod cgroup:
 //
