@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
 
 	cgroupsv3 "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // fs1 is the cgroupfs driver on cgroup v1: the same path in every mounted v1 hierarchy (cpu,
@@ -146,18 +149,75 @@ func (f *fs1) apply(n Name, r *ResourceConfig) error {
 	return err
 }
 
+// remove deletes n's directory in every v1 hierarchy, the cgroups below it first. rmdir is the
+// only check needed: the kernel refuses (EBUSY) a cgroup that still has tasks or children, and
+// removes its control files with it. cgroup1's Delete walked every hierarchy's tree with
+// filepath.Walk first, an lstat of each of the twenty-odd control files of every cgroup in every
+// hierarchy, to read cgroup.procs: a sixth of Berth's CPU over a 100-pod burst's lifecycle went
+// there (test/bench burst-fake-100, -cpuprofile).
 func (f *fs1) remove(n Name) error {
-	cg, err := cgroup1.Load(cgroup1.StaticPath(n.Cgroupfs()), cgroup1.WithHierarchy(f.hierarchy))
-	switch {
-	case errors.Is(err, cgroup1.ErrCgroupDeleted):
-	case err != nil:
+	subsystems, err := f.hierarchy()
+	if err != nil {
 		return err
-	default:
-		if err := cg.Delete(); err != nil {
-			return err
+	}
+	var errs []error
+	done := map[string]bool{} // cpu and cpuacct share one hierarchy
+	for _, s := range subsystems {
+		p, ok := s.(interface{ Path(string) string })
+		if !ok {
+			continue
+		}
+		dir := p.Path(n.Cgroupfs())
+		if done[dir] {
+			continue
+		}
+		done[dir] = true
+		if err := removeCgroupTree(dir); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	return f.removeHybrid(n)
+}
+
+// removeCgroupTree removes the cgroup directory dir and the cgroups below it, deepest first. A
+// cgroup whose last task has just exited can refuse rmdir for a moment (the kernel detaches tasks
+// asynchronously): EBUSY is retried for up to ~150 ms, unless cgroup.procs still lists a task.
+func removeCgroupTree(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeCgroupTree(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	delay := 10 * time.Millisecond
+	for i := 0; ; i++ {
+		err := unix.Rmdir(dir)
+		switch {
+		case err == nil || errors.Is(err, unix.ENOENT):
+			return nil
+		case !errors.Is(err, unix.EBUSY):
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); len(bytes.TrimSpace(procs)) > 0 {
+			return fmt.Errorf("remove cgroup %s: it still has processes (%s)", dir, strings.Join(strings.Fields(string(procs)), " "))
+		}
+		if i == 4 {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay *= 2
+	}
 }
 
 // hybridUnifiedMountpoint is where systemd (and the test machines) mount the v2 hierarchy next to

@@ -1,14 +1,18 @@
 package cgroups
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
+	cgroupsv3 "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	v1 "k8s.io/api/core/v1"
@@ -323,5 +327,80 @@ func TestCloneCpuset(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, cloneChildrenFile)); strings.TrimSpace(string(b)) != "1" {
 		t.Errorf("clone_children = %q, want 1", b)
+	}
+}
+
+// TestFs1RemoveRealCgroups makes a pod cgroup with two cgroups below it in every v1 hierarchy of
+// this machine and removes it with fs1.remove: refused, naming the process, while a process is in
+// it; then gone from every hierarchy once the process has exited.
+func TestFs1RemoveRealCgroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("makes cgroups: needs root")
+	}
+	if cgroupsv3.Mode() == cgroupsv3.Unified {
+		t.Skip("the cgroupfs v1 driver needs v1 hierarchies")
+	}
+	f := &fs1{}
+	root := Name{fmt.Sprintf("berth-unit-%d", os.Getpid())}
+	pod := append(append(Name{}, root...), "podtest")
+	t.Cleanup(func() { _ = f.remove(root) })
+	shares, pids := uint64(512), int64(20)
+	for _, n := range []Name{pod, append(append(Name{}, pod...), "sandbox"), append(append(Name{}, pod...), "sandbox", "ctr")} {
+		if err := f.apply(n, &ResourceConfig{CPUShares: &shares, PidsLimit: &pids}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subsystems, err := f.hierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	var pidsDir string
+	for _, s := range subsystems {
+		if p, ok := s.(interface{ Path(string) string }); ok {
+			dir := p.Path(pod.Cgroupfs())
+			dirs = append(dirs, dir)
+			if s.Name() == cgroup1.Pids {
+				pidsDir = dir
+			}
+		}
+	}
+	if len(dirs) < 3 || pidsDir == "" {
+		t.Fatalf("hierarchies found: %v (pids %q)", dirs, pidsDir)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "sandbox", "ctr")); err != nil {
+			t.Fatalf("cgroup not made: %v", err)
+		}
+	}
+
+	sleep := exec.Command("sleep", "60")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sleep.Process.Kill() }()
+	if err := os.WriteFile(filepath.Join(pidsDir, "sandbox", "ctr", "cgroup.procs"), []byte(strconv.Itoa(sleep.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = f.remove(pod)
+	if err == nil || !strings.Contains(err.Error(), "still has processes ("+strconv.Itoa(sleep.Process.Pid)+")") {
+		t.Fatalf("remove with a process inside: err = %v, want one naming pid %d", err, sleep.Process.Pid)
+	}
+	if _, err := os.Stat(filepath.Join(pidsDir, "sandbox", "ctr")); err != nil {
+		t.Fatalf("the cgroup holding the process is gone: %v", err)
+	}
+
+	_ = sleep.Process.Kill()
+	_ = sleep.Wait()
+	if err := f.remove(pod); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still there after remove (err %v)", d, err)
+		}
+	}
+	if err := f.remove(pod); err != nil {
+		t.Errorf("removing a removed cgroup: %v", err)
 	}
 }
