@@ -13,9 +13,11 @@
 // its own way: a path for cgroupfs, kubepods-burstable-pod<uid>.slice for systemd. Three backends
 // make the cgroups: fs1 (cgroupfs on cgroup v1, containerd's cgroup1 package, every mounted
 // hierarchy), fs2 (cgroupfs on cgroup v2, containerd's cgroup2 package, cpu.weight from
-// SharesToWeight) and systemdBackend (transient slice units over D-Bus). Berth parses no cgroup
-// file itself; on v1 it only sets cgroup.clone_children on the QoS cgroups' cpusets at Start, so
-// that a pod's cpuset cgroup gets its cpus and mems from the kernel (fs1.go says why).
+// SharesToWeight) and systemdBackend (transient slice units over D-Bus). Berth writes the limits
+// through those packages; on v1 it does two things itself (fs1.go says why): it sets
+// cgroup.clone_children on the QoS cgroups' cpusets at Start, so that a pod's cpuset cgroup gets
+// its cpus and mems from the kernel, and it removes a pod cgroup with one rmdir per hierarchy,
+// reading cgroup.procs only to name the processes that keep one from going.
 //
 // The life of a pod cgroup:
 //
