@@ -283,24 +283,36 @@ func (h *harness) runAgentScenario(sc scenario, agent string) (res result) {
 		hits0 := probeHits.Load()
 		var profiled <-chan error
 		if profilePath != "" {
+			// The heap as the window opens (no forced collection): go tool pprof -base it against
+			// the .heap.pprof of the end for what the window allocated (-sample_index=alloc_space).
+			if err := a.debugPath("debug/pprof/heap", strings.TrimSuffix(profilePath, ".cpu.pprof")+".heap-start.pprof"); err != nil {
+				logf("%s/%s: no heap profile at the start: %v", sc.name, agent, err)
+			}
 			profiled = a.windowProfile(h.idle, profilePath)
 		}
 		w0, c0 := time.Now(), a.sample().CPU
 		time.Sleep(h.idle)
-		w1, c1 := time.Now(), a.sample().CPU
+		end := a.sample()
+		w1, c1 := time.Now(), end.CPU
+		// RSS as the window leaves it, before the heap profile below forces a collection.
+		setRSS(&res, end)
+		res.PeakRSS = mib(a.rss.Peak())
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				logf("%s/%s: no profile of the window: %v", sc.name, agent, err)
 			}
-			// And what the heap holds at the end of it (go tool pprof -sample_index=inuse_space).
-			if err := a.debugPath("debug/pprof/heap?gc=1", strings.TrimSuffix(profilePath, ".cpu.pprof")+".heap.pprof"); err != nil {
+			base := strings.TrimSuffix(profilePath, ".cpu.pprof")
+			// The Go runtime's own account of that memory (runtime.MemStats, at the end of the
+			// text), then what the live heap holds (go tool pprof -sample_index=inuse_space).
+			if err := a.debugPath("debug/pprof/heap?debug=1", base+".memstats.txt"); err != nil {
+				logf("%s/%s: no memstats: %v", sc.name, agent, err)
+			}
+			if err := a.debugPath("debug/pprof/heap?gc=1", base+".heap.pprof"); err != nil {
 				logf("%s/%s: no heap profile: %v", sc.name, agent, err)
 			}
 		}
 		res.Wall, res.CPU = w1.Sub(w0).Seconds(), (c1 - c0).Seconds()
 		res.CPUPerMin = res.CPU / w1.Sub(w0).Minutes()
-		setRSS(&res, a.sample())
-		res.PeakRSS = mib(a.rss.Peak())
 		res.ProbeHits = int(probeHits.Load() - hits0)
 		reqs := h.proxy.Between(w0, w1)
 		res.APIRequests = countByVerb(reqs)
