@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # A static binary, as Kubernetes builds its node and control-plane binaries: only the resolver
 # (package net) and os/user would use cgo, both have pure-Go versions, and without libc and the
-# dynamic loader mapped Berth's steady-state RSS is 1.5 MiB smaller (docs/design.md). Override
+# dynamic loader mapped Berth's RSS is 1.6-2.2 MiB smaller (docs/design.md). Override
 # with CGO_ENABLED=1 for a build that must use the C resolver.
 CGO_ENABLED ?= 0
 DEMO_ROOT ?= /var/lib/berth-demo
