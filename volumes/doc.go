@@ -17,8 +17,8 @@
 //	           SetUp (before the sandbox, then on every sync)          TearDown (pod removed)
 //	(none) ───────────────────────────────────────────────▶ ready ─────────────────────────▶ (none)
 //	                │ a volume fails: VolumeError                │ ▲   unmount every mount under the pod
-//	                ▼ (FailedMount), retried with back-off       │ │   directory (mountinfo), then remove it;
-//	             failing ────────────────────────────────────────┘ │   never a removal through a mount
+//	                ▼ (FailedMount), retried with back-off       │ │   directory, then remove it; never a
+//	             failing ────────────────────────────────────────┘ │   removal through a mount
 //	                                                               │
 //	            ContainerMounts (each container start) ────────────┘
 //	            resolves subPath / subPathExpr inside the volume (openat2 RESOLVE_BENEATH: no
@@ -30,6 +30,12 @@
 // a new version only when it differs — one rename of the ..data symlink, so a reader sees the old
 // or the new files, never a mix. Service-account tokens come from the TokenRequest API, bound to
 // the pod, and are requested again at 80% of their lifetime.
+//
+// The mounts under a pod's directory are found by walking it and asking statx of each entry
+// whether it is the root of a mount (Linux 5.8 and later): a teardown costs the pod's own entries.
+// On older kernels, /proc/self/mountinfo is read instead, which costs every mount of the node. The
+// walk uses file descriptors and never follows a symlink: what is under a volume is the
+// containers' to make.
 //
 // The package never imports agent: the pod worker calls SetUp, ContainerMounts and TearDown, and
 // gives it the API through the small APIObjects interface (nil in standalone mode, where the kinds

@@ -61,9 +61,13 @@ func unescapeMountPath(s string) string {
 	return b.String()
 }
 
-// isMountPoint reports whether path is the root of a mount: its device differs from its parent's
-// (bind mounts of a directory of the same filesystem are found through mountinfo instead).
+// isMountPoint reports whether path is the root of a mount. statx says so in one call (Linux 5.8
+// and later); before that, a device different from the parent's says so, and mountinfo is read for
+// bind mounts of a directory of the same filesystem.
 func isMountPoint(path string) (bool, error) {
+	if root, known, err := statxMountRoot(path); err != nil || known {
+		return root, err
+	}
 	var st, parent unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
 		return false, err
@@ -84,6 +88,120 @@ func isMountPoint(path string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// useStatx is false in tests that check the mountinfo way on a kernel that has both.
+var useStatx = true
+
+// statxMountRoot asks the kernel whether path (a symlink itself, not its target) is the root of a
+// mount. known is false when the kernel does not say (STATX_ATTR_MOUNT_ROOT came in Linux 5.8).
+func statxMountRoot(path string) (root, known bool, err error) {
+	if !useStatx {
+		return false, false, nil
+	}
+	var stx unix.Statx_t
+	// The attributes come whatever the mask; STATX_TYPE is the least one can ask.
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx); err != nil {
+		return false, false, &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return false, false, nil
+	}
+	return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0, true, nil
+}
+
+// maxStacked bounds the unmounts of one path: mounts stacked deeper than this are not Berth's.
+const maxStacked = 16
+
+// unmountWalk unmounts every mount at or under dir, asking statx of each entry on the way down
+// whether it is the root of a mount: the cost is the entries under dir, not the mounts of the
+// host (mountinfo lists every mount of the node, and reading it for each pod made a node of n pods
+// pay n² for their teardowns). known is false, with nothing done, when the kernel does not say
+// which entries are mount roots (before Linux 5.8).
+func unmountWalk(dir string) (known bool, err error) {
+	if _, known, err := statxMountRoot(dir); err != nil || !known {
+		if errors.Is(err, unix.ENOENT) {
+			return true, nil
+		}
+		return known, err
+	}
+	return true, unmountAt(unix.AT_FDCWD, dir, dir)
+}
+
+// unmountAt unmounts every mount at or under the entry name of the directory dirfd; shown is its
+// path, for errors. It goes down with file descriptors and never follows a symlink: the entries
+// under a pod's volumes are the containers' to make, and a directory swapped for a symlink to /
+// between two looks must not turn the walk into one of the host. A mount is unmounted before the
+// walk goes into it (a tmpfs volume's files are never read), and what it hid is walked then.
+func unmountAt(dirfd int, name, shown string) error {
+	var stx unix.Statx_t
+	for i := 0; ; i++ {
+		if err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT, unix.STATX_TYPE, &stx); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return &os.PathError{Op: "statx", Path: shown, Err: err}
+		}
+		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			break
+		}
+		if i == maxStacked {
+			return fmt.Errorf("%s is still a mount point after %d unmounts", shown, maxStacked)
+		}
+		if err := unmountEntry(dirfd, name, shown); err != nil {
+			return err
+		}
+	}
+	if stx.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return nil // gone, or no longer a directory: nothing to walk
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: shown, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), shown)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := unmountAt(fd, n, shown+"/"+n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unmountEntry unmounts the top mount on the entry name of dirfd through a descriptor of it:
+// /proc/self/fd/N names that very mount, whatever becomes of the path meanwhile.
+func unmountEntry(dirfd int, name, shown string) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: shown, Err: err}
+	}
+	defer unix.Close(fd)
+	return unmountOne(fmt.Sprintf("/proc/self/fd/%d", fd), shown)
+}
+
+// unmountOne unmounts the top mount at path (shown in errors as shown); one that is busy (a
+// process of the host uses it) is detached, and goes once unused.
+func unmountOne(path, shown string) error {
+	err := unix.Unmount(path, 0)
+	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err2 := unix.Unmount(path, unix.MNT_DETACH); err2 != nil && !errors.Is(err2, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", shown, err)
+	}
+	return nil
 }
 
 // mountTmpfs mounts a tmpfs on dir unless one is there; size 0 means the kernel's default (half
@@ -118,11 +236,8 @@ func UnmountAll(dir string) error {
 		}
 		var errs []error
 		for _, mp := range mps {
-			if err := unix.Unmount(mp, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-				// Busy (a process of the host uses it): detach it, it goes once unused.
-				if err2 := unix.Unmount(mp, unix.MNT_DETACH); err2 != nil && !errors.Is(err2, unix.EINVAL) {
-					errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
-				}
+			if err := unmountOne(mp, mp); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		if len(errs) > 0 {
@@ -140,12 +255,17 @@ func UnmountAll(dir string) error {
 }
 
 // RemovePodDir unmounts everything under a pod's directory (tmpfs volumes, subPath bind mounts),
-// then removes it. It never removes through a mount: if any is left, it fails instead.
+// then removes it. It never removes through a mount: if any is left, it fails instead. The mounts
+// are found by walking the directory (unmountWalk), or from mountinfo on kernels before 5.8.
 func RemovePodDir(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err := UnmountAll(dir); err != nil {
+	known, err := unmountWalk(dir)
+	if !known && err == nil {
+		err = UnmountAll(dir)
+	}
+	if err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)
