@@ -178,7 +178,10 @@ func unmountAt(dirfd int, name, shown string) error {
 }
 
 // unmountEntry unmounts the top mount on the entry name of dirfd through a descriptor of it:
-// /proc/self/fd/N names that very mount, whatever becomes of the path meanwhile.
+// /proc/self/fd/N names that very mount, whatever becomes of the path meanwhile. The descriptor
+// itself keeps the mount busy, so it is detached (MNT_DETACH): gone from the tree at once, freed
+// when the descriptor is closed, or later if a process of the host still uses it (the mountinfo
+// way detaches those too).
 func unmountEntry(dirfd int, name, shown string) error {
 	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
@@ -188,7 +191,11 @@ func unmountEntry(dirfd int, name, shown string) error {
 		return &os.PathError{Op: "open", Path: shown, Err: err}
 	}
 	defer unix.Close(fd)
-	return unmountOne(fmt.Sprintf("/proc/self/fd/%d", fd), shown)
+	err = unix.Unmount(fmt.Sprintf("/proc/self/fd/%d", fd), unix.MNT_DETACH)
+	if err != nil && !errors.Is(err, unix.EINVAL) { // EINVAL: no longer a mount's root
+		return fmt.Errorf("unmount %s: %w", shown, err)
+	}
+	return nil
 }
 
 // unmountOne unmounts the top mount at path (shown in errors as shown); one that is busy (a
