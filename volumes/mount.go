@@ -198,19 +198,6 @@ func unmountEntry(dirfd int, name, shown string) error {
 	return nil
 }
 
-// unmountOne unmounts the top mount at path (shown in errors as shown); one that is busy (a
-// process of the host uses it) is detached, and goes once unused.
-func unmountOne(path, shown string) error {
-	err := unix.Unmount(path, 0)
-	if err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	if err2 := unix.Unmount(path, unix.MNT_DETACH); err2 != nil && !errors.Is(err2, unix.EINVAL) {
-		return fmt.Errorf("unmount %s: %w", shown, err)
-	}
-	return nil
-}
-
 // mountTmpfs mounts a tmpfs on dir unless one is there; size 0 means the kernel's default (half
 // of RAM). The tmpfs's root gets mode (permission bits with the sticky bit: 0o1777).
 func mountTmpfs(dir string, size int64, mode uint32) error {
@@ -243,8 +230,11 @@ func UnmountAll(dir string) error {
 		}
 		var errs []error
 		for _, mp := range mps {
-			if err := unmountOne(mp, mp); err != nil {
-				errs = append(errs, err)
+			if err := unix.Unmount(mp, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+				// Busy (a process of the host uses it): detach it, it goes once unused.
+				if err2 := unix.Unmount(mp, unix.MNT_DETACH); err2 != nil && !errors.Is(err2, unix.EINVAL) {
+					errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+				}
 			}
 		}
 		if len(errs) > 0 {
